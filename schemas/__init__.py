@@ -1,0 +1,51 @@
+"""Versioned event contracts shared by producers, the worker and training. Imports nothing from them."""
+
+from schemas.application import (
+    SCHEMA_VERSION,
+    Applicant,
+    CheckingAccount,
+    CreditHistory,
+    Currency,
+    EmploymentLength,
+    Housing,
+    Job,
+    Loan,
+    LoanApplication,
+    LoanPurpose,
+    OtherDebtors,
+    OtherInstalmentPlans,
+    PersonalStatus,
+    Property,
+    Savings,
+)
+from schemas.decision import Decision, ModelRef, Outcome, ReasonCode, decision_id_for
+from schemas.features import FEATURE_FIELDS, FEATURES_BY_NAME, PROTECTED_FEATURES, columns, flatten
+
+__all__ = [
+    "FEATURES_BY_NAME",
+    "FEATURE_FIELDS",
+    "PROTECTED_FEATURES",
+    "SCHEMA_VERSION",
+    "Applicant",
+    "CheckingAccount",
+    "CreditHistory",
+    "Currency",
+    "Decision",
+    "EmploymentLength",
+    "Housing",
+    "Job",
+    "Loan",
+    "LoanApplication",
+    "LoanPurpose",
+    "ModelRef",
+    "OtherDebtors",
+    "OtherInstalmentPlans",
+    "Outcome",
+    "PersonalStatus",
+    "Property",
+    "ReasonCode",
+    "Savings",
+    "columns",
+    "decision_id_for",
+    "flatten",
+]
