@@ -1,0 +1,64 @@
+"""The Faust app: CLI, web server (health, metrics), lifecycle and the pipeline service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamer.config import Settings
+from streamer.logging import configure as configure_logging
+from streamer.worker import PipelineService
+
+settings = Settings()
+
+
+def create_app(s: Settings) -> faust.App:
+    return faust.App(
+        s.app_id,
+        broker=[f"kafka://{host.strip()}" for host in s.kafka_bootstrap.split(",")],
+        datadir=str(s.data_dir),
+        web_port=s.web_port,
+        web_bind="0.0.0.0",
+        broker_session_timeout=s.session_timeout_ms / 1000,
+        broker_heartbeat_interval=s.heartbeat_interval_ms / 1000,
+        topic_partitions=1,
+        autodiscover=False,
+    )
+
+
+app = create_app(settings)
+
+
+@app.service
+class Pipeline(PipelineService):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+
+    async def on_first_start(self) -> None:
+        # After Faust set up logging, so our structlog handler is the one that stays.
+        configure_logging(settings.log_format, settings.log_level)
+        await super().on_first_start()
+
+
+@app.page("/healthz")
+async def healthz(web: View, request: Request) -> Response:
+    """Liveness: the event loop answers."""
+    return web.json({"status": "ok"})
+
+
+@app.page("/readyz")
+async def readyz(web: View, request: Request) -> Response:
+    """Readiness: the model is loaded and both batch loops hold partitions."""
+    pipeline = next((s for s in app._extra_service_instances or [] if isinstance(s, PipelineService)), None)
+    ready = pipeline is not None and pipeline.model is not None and all(
+        loop.assigned.is_set() and loop.is_alive() for loop in pipeline.loops
+    )
+    return web.json({"ready": ready}, status=200 if ready else 503)
+
+
+@app.page("/metrics")
+async def prometheus_metrics(web: View, request: Request) -> Response:
+    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,50 @@
+"""librdkafka configuration built from Settings, for consumers, producers and the admin client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamer.config import Settings
+
+
+def common_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.security_protocol,
+        "client.id": settings.app_id,
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        config["sasl.username"] = settings.sasl_username
+    if settings.sasl_password:
+        config["sasl.password"] = settings.sasl_password.get_secret_value()
+    if settings.ssl_ca_location:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
+    return config
+
+
+def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
+    """Manual commits only: offsets are committed by the batch loop after the batch's work is durable."""
+    return {
+        **common_config(settings),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+    }
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """Idempotent, acks=all: a delivery report means the record is durable on the in-sync replicas."""
+    return {
+        **common_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.linger_ms,
+    }

@@ -1,0 +1,25 @@
+"""Prometheus metrics (base units, low-cardinality labels only)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+APPLICATIONS_CONSUMED = Counter("streamer_applications_consumed_total", "Application records consumed.")
+DECISIONS = Counter("streamer_decisions_total", "Decisions published, by outcome.", ["outcome"])
+DEAD_LETTERS = Counter("streamer_dead_letters_total", "Records sent to the dead-letter topic.", ["reason"])
+BATCH_SIZE = Histogram(
+    "streamer_batch_size", "Records per scoring micro-batch.", buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500)
+)
+INFERENCE_SECONDS = Histogram(
+    "streamer_inference_seconds", "ONNX inference time per batch.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+END_TO_END_SECONDS = Histogram(
+    "streamer_end_to_end_latency_seconds", "Application timestamp to decision.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AUDIT_ROWS = Counter("streamer_audit_rows_written_total", "Audit rows inserted (duplicates excluded).")
+AUDIT_WRITE_SECONDS = Histogram("streamer_audit_write_seconds", "Time to write one audit batch.")
+BATCH_FAILURES = Counter("streamer_batch_failures_total", "Batches that failed and will be retried.", ["loop"])
+MODEL_INFO = Gauge("streamer_model_info", "The model serving decisions.", ["name", "version", "sha256"])
+LAST_PROCESSED = Gauge("streamer_last_processed_timestamp_seconds", "When the scorer last finished a batch.")

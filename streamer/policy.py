@@ -1,0 +1,48 @@
+"""Decision policy: probability of default -> approve / review / decline, with adverse-action reasons.
+
+Pure logic: no I/O, no model runtime. Thresholds are versioned with the policy so every decision
+records which rules produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.decision import MAX_REASON_CODES, Outcome, ReasonCode
+from streamer.reasons import reason_for
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """Approve below `approve_below`, decline at or above `decline_at`, review in between."""
+
+    version: str = "pd-thresholds-1"
+    approve_below: float = 0.30
+    decline_at: float = 0.60
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.approve_below <= self.decline_at <= 1.0:
+            raise ValueError("policy thresholds must satisfy 0 <= approve_below <= decline_at <= 1")
+
+    def outcome(self, probability_of_default: float) -> Outcome:
+        if probability_of_default < self.approve_below:
+            return Outcome.APPROVE
+        if probability_of_default < self.decline_at:
+            return Outcome.REVIEW
+        return Outcome.DECLINE
+
+    def thresholds(self) -> dict[str, float]:
+        return {"approve_below": self.approve_below, "decline_at": self.decline_at}
+
+
+def adverse_reasons(
+    outcome: Outcome, feature_names: Sequence[str], contributions: Sequence[float]
+) -> list[ReasonCode]:
+    """Up to four features that pushed the risk up most, for reviews and declines; none for approvals."""
+    if outcome is Outcome.APPROVE:
+        return []
+    ranked = sorted(
+        (c, name) for name, c in zip(feature_names, contributions, strict=True) if c > 0.0
+    )
+    return [reason_for(name) for _, name in reversed(ranked[-MAX_REASON_CODES:])]
