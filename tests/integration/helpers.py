@@ -1,0 +1,42 @@
+"""Waiting on the system under test without trusting Tansu's high watermarks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from streamer.config import Settings
+from streamer.kafka.clients import common_config
+
+
+def end_offsets(records: Sequence[Message]) -> dict[tuple[str, int], int]:
+    ends: dict[tuple[str, int], int] = {}
+    for m in records:
+        key = (m.topic() or "", m.partition() or 0)
+        ends[key] = max(ends.get(key, 0), (m.offset() or 0) + 1)
+    return ends
+
+
+def committed(settings: Settings, group: str, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The group's committed offsets (an OffsetFetch; this does not join the group)."""
+    consumer = Consumer({**common_config(settings), "group.id": group, "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+def wait_until_consumed(settings: Settings, group: str, records: Sequence[Message], timeout_s: float = 60.0) -> None:
+    """Block until `group` has committed past every one of `records`."""
+    ends = end_offsets(records)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = committed(settings, group, list(ends))
+        if all(done.get(k, -1) >= v for k, v in ends.items()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{group} committed {done}, expected {ends}")
+        time.sleep(0.25)
