@@ -33,6 +33,7 @@ class Settings(BaseSettings):
 
     batch_max_events: int = Field(1000, ge=1, description="Largest micro-batch scored in one ONNX call.")
     batch_max_wait_ms: int = Field(5, ge=0, description="Longest wait to fill a micro-batch.")
+    max_event_bytes: int = Field(65_536, ge=1024, description="Larger application values are dead-lettered.")
     audit_batch_max_rows: int = Field(2000, ge=1, description="Largest batch written to Postgres per tx.")
     audit_retry_max_s: float = Field(10.0, gt=0, description="Cap of the back-off while Postgres is down.")
 
@@ -44,16 +45,20 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
     linger_ms: int = Field(2, ge=0, description="Producer linger.ms for decision and DLQ events.")
 
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512.")
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: Path | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security.protocol."
+    )
+    sasl_mechanism: str | None = Field(None, description="Kafka sasl.mechanism, e.g. SCRAM-SHA-512.")
+    sasl_username: str | None = Field(None, description="Kafka sasl.username.")
+    sasl_password: SecretStr | None = Field(None, description="Kafka sasl.password (never logged).")
+    ssl_ca_location: Path | None = Field(None, description="CA bundle that signed the brokers' certificates.")
 
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port (health, metrics).")
     data_dir: Path = Field(Path(".streamer/faust"), description="Faust's data directory.")
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json lines, a console renderer, or auto (console on a TTY)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged.")
 
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"

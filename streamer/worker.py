@@ -28,8 +28,6 @@ from streamer.registry import champion
 
 log = get_logger(__name__)
 
-MAX_EVENT_BYTES = 64 * 1024
-
 
 def load_champion(settings: Settings) -> OnnxScorer:
     entry = champion(settings.model_dir)
@@ -70,7 +68,7 @@ class PipelineService(mode.Service):
         s = self.settings
         agent = ScoringAgent(
             model, DecisionPolicy(), Publisher(producer_config(s)),
-            ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), MAX_EVENT_BYTES,
+            ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
         )
         return BatchLoop(
             "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], agent,

@@ -1,0 +1,86 @@
+"""The commands a user types, run as a user runs them: as processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from streamer.tally import TopicReader
+from tests.conftest import REPO, Isolated
+
+pytestmark = pytest.mark.integration
+
+
+def _processes_mentioning(text: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if text in cmdline and process.pid != os.getpid():
+            found.append(process)
+    return found
+
+
+def test_demo_accounts_for_every_application_and_leaves_no_process_behind() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "demo", "--count", "400"],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"accounted for\s+400 of 400\b", result.stdout), result.stdout
+    assert re.search(r"audit rows\s+396\n", result.stdout), result.stdout
+    time.sleep(1.0)
+    assert _processes_mentioning("streamer-demo-") == []
+
+
+def test_local_prints_where_its_servers_are_and_ctrl_c_stops_all_of_them() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "local", "--kafka-port", "0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines: list[str] = []
+        assert process.stdout is not None
+        while not any(line.startswith("STREAMER_DATABASE_URL=") for line in lines):
+            line = process.stdout.readline()
+            assert line, "local exited early:\n" + "".join(lines)
+            lines.append(line)
+        assert any(line.startswith("STREAMER_KAFKA_BOOTSTRAP=127.0.0.1:") for line in lines)
+        run_dir = next(line for line in lines if "host=" in line).rsplit("host=", 1)[1].strip().removesuffix("/pg")
+        assert _processes_mentioning(run_dir), "embedded servers should be running"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    time.sleep(1.0)
+    assert _processes_mentioning(run_dir) == []
+
+
+def test_produce_publishes_the_requested_number_of_applications(isolated: Isolated) -> None:
+    env = {**isolated.env}
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "produce", "--count", "250", "--invalid-every", "50"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reader = TopicReader(isolated.settings, isolated.settings.input_topic)
+    try:
+        assert reader.read_until(lambda r: len(r) >= 250, 30)
+        reader.read_more(0.5)
+        assert len(reader.records) == 250
+    finally:
+        reader.close()
+
+
+def test_migrate_is_idempotent(isolated: Isolated) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "migrate"],
+        cwd=REPO, env=isolated.env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "database is up to date" in result.stdout
