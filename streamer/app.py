@@ -51,11 +51,9 @@ async def healthz(web: View, request: Request) -> Response:
 
 @app.page("/readyz")
 async def readyz(web: View, request: Request) -> Response:
-    """Readiness: the model is loaded and both batch loops hold partitions."""
+    """Readiness: model loaded, both batch loops hold partitions, the audit database answers."""
     pipeline = next((s for s in app._extra_service_instances or [] if isinstance(s, PipelineService)), None)
-    ready = pipeline is not None and pipeline.model is not None and all(
-        loop.assigned.is_set() and loop.is_alive() for loop in pipeline.loops
-    )
+    ready = pipeline is not None and pipeline.ready()
     return web.json({"ready": ready}, status=200 if ready else 503)
 
 

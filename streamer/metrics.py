@@ -23,3 +23,10 @@ AUDIT_WRITE_SECONDS = Histogram("streamer_audit_write_seconds", "Time to write o
 BATCH_FAILURES = Counter("streamer_batch_failures_total", "Batches that failed and will be retried.", ["loop"])
 MODEL_INFO = Gauge("streamer_model_info", "The model serving decisions.", ["name", "version", "sha256"])
 LAST_PROCESSED = Gauge("streamer_last_processed_timestamp_seconds", "When the scorer last finished a batch.")
+MODEL_LOAD_FAILURES = Counter(
+    "streamer_model_load_failures_total", "Candidate models refused; the previous model kept serving.", ["reason"]
+)
+MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a restart.")
+AUDIT_LAG_EVENTS = Gauge(
+    "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
+)

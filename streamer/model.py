@@ -26,7 +26,14 @@ _ONNX_KINDS = {"tensor(float)": "numeric", "tensor(string)": "categorical"}
 
 
 class ModelLoadError(Exception):
-    """An artifact that must not serve: unreadable, tampered with, or not matching the schema."""
+    """An artifact that must not serve: unreadable, tampered with, or not matching the schema.
+
+    `reason` is a fixed vocabulary, used as a metrics label.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class OnnxScorer:
@@ -44,15 +51,22 @@ class OnnxScorer:
         try:
             blob = path.read_bytes()
         except OSError as exc:
-            raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from exc
+            raise ModelLoadError(f"cannot read {path}: {exc.strerror}", "unreadable") from exc
         digest = hashlib.sha256(blob).hexdigest()
         if digest != expected_sha256:
-            raise ModelLoadError(f"{path.name}: sha256 {digest} does not match the registry's {expected_sha256}")
+            raise ModelLoadError(
+                f"{path.name}: sha256 {digest} does not match the registry's {expected_sha256}", "sha256_mismatch"
+            )
         session = _session(blob, path)
         specs = _input_specs(session, path)
         scorer = cls(session, ModelRef(name=name, version=version, sha256=digest), specs)
         scorer._check_metadata(session)
-        scorer._smoke_test()
+        try:
+            scorer._smoke_test()
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # onnxruntime's own errors for a graph that cannot run our inputs
+            raise ModelLoadError(f"{path.name}: smoke prediction failed: {exc}", "smoke_test_failed") from exc
         return scorer
 
     def score(self, applications: Sequence[LoanApplication]) -> Scores:
@@ -65,21 +79,29 @@ class OnnxScorer:
         )
 
     def _check_metadata(self, session: ort.InferenceSession) -> None:
-        declared = session.get_modelmeta().custom_metadata_map.get("feature_names")
+        metadata = session.get_modelmeta().custom_metadata_map
+        declared = metadata.get("feature_names")
         if declared is not None and tuple(json.loads(declared)) != self.feature_names:
-            raise ModelLoadError("metadata feature_names differ from the model's inputs")
+            raise ModelLoadError("metadata feature_names differ from the model's inputs", "schema_mismatch")
+        for key in ("name", "version"):  # the file must be the artifact the registry says it is
+            value = metadata.get(key)
+            if value is not None and value != getattr(self.ref, key):
+                raise ModelLoadError(
+                    f"metadata {key} {value!r} differs from the registry's {getattr(self.ref, key)!r}",
+                    "registry_mismatch",
+                )
         outputs = {o.name for o in session.get_outputs()}
         missing = {PROBABILITY_OUTPUT, CONTRIBUTIONS_OUTPUT} - outputs
         if missing:
-            raise ModelLoadError(f"model lacks outputs {sorted(missing)}")
+            raise ModelLoadError(f"model lacks outputs {sorted(missing)}", "schema_mismatch")
 
     def _smoke_test(self) -> None:
         scores = self.score([SMOKE_APPLICATION])
         p = float(scores.probability_of_default[0])
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-            raise ModelLoadError(f"smoke prediction is {p}, not a probability")
+            raise ModelLoadError(f"smoke prediction is {p}, not a probability", "smoke_test_failed")
         if scores.contributions.shape != (1, len(self.feature_names)):
-            raise ModelLoadError(f"contributions have shape {scores.contributions.shape}")
+            raise ModelLoadError(f"contributions have shape {scores.contributions.shape}", "smoke_test_failed")
 
 
 def _session(blob: bytes, path: Path) -> ort.InferenceSession:
@@ -90,7 +112,7 @@ def _session(blob: bytes, path: Path) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types for a bad graph
-        raise ModelLoadError(f"{path.name} is not a loadable ONNX model: {exc}") from exc
+        raise ModelLoadError(f"{path.name} is not a loadable ONNX model: {exc}", "not_onnx") from exc
 
 
 def _input_specs(session: ort.InferenceSession, path: Path) -> tuple[InputSpec, ...]:
@@ -98,12 +120,13 @@ def _input_specs(session: ort.InferenceSession, path: Path) -> tuple[InputSpec, 
     for node in session.get_inputs():
         kind = _ONNX_KINDS.get(node.type)
         if kind is None:
-            raise ModelLoadError(f"{path.name}: input {node.name!r} has unsupported type {node.type}")
+            message = f"{path.name}: input {node.name!r} has unsupported type {node.type}"
+            raise ModelLoadError(message, "schema_mismatch")
         specs.append(InputSpec(node.name, kind))
     try:
         check_inputs(specs)
     except SchemaMismatch as exc:
-        raise ModelLoadError(f"{path.name}: {exc}") from exc
+        raise ModelLoadError(f"{path.name}: {exc}", "schema_mismatch") from exc
     return tuple(specs)
 
 

@@ -14,27 +14,30 @@ import mode
 
 from streamer import metrics
 from streamer.agents.auditor import AuditAgent
-from streamer.agents.scorer import ModelSlot, ScoringAgent, ScoringTopics
+from streamer.agents.scorer import ScoringAgent, ScoringTopics
+from streamer.audit.health import database_reachable
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
 from streamer.kafka.batch_loop import BatchLoop
 from streamer.kafka.clients import consumer_config, producer_config
+from streamer.kafka.lag import CommittedLag
 from streamer.kafka.publisher import Publisher
 from streamer.kafka.topics import ensure_topics
 from streamer.logging import get_logger
-from streamer.model import OnnxScorer
 from streamer.policy import DecisionPolicy
 from streamer.registry import champion
+from streamer.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
 
 log = get_logger(__name__)
 
 
-def load_champion(settings: Settings) -> OnnxScorer:
+def load_champion(settings: Settings) -> ModelSlot:
+    """The registry's champion, verified; at start-up a model that fails verification stops the worker."""
     entry = champion(settings.model_dir)
-    scorer = OnnxScorer.load(entry.path, entry.name, entry.version, entry.sha256)
-    metrics.MODEL_INFO.labels(entry.name, entry.version, entry.sha256).set(1)
+    scorer = load_entry(entry)
+    publish_model_info(scorer)
     log.info("model_loaded", model=entry.name, version=entry.version, sha256=entry.sha256)
-    return scorer
+    return ModelSlot(scorer)
 
 
 class PipelineService(mode.Service):
@@ -45,17 +48,46 @@ class PipelineService(mode.Service):
         self.settings = settings
         self.loops: list[BatchLoop] = []
         self.model: ModelSlot | None = None
+        self.watcher: ModelWatcher | None = None
+        self.database_ok = False
+        self._decisions_publisher: Publisher | None = None
+        self._audit_lag: CommittedLag | None = None
 
     async def on_start(self) -> None:
         s = self.settings
         await asyncio.to_thread(ensure_topics, s, [s.input_topic, s.decision_topic, s.dlq_topic])
-        self.model = ModelSlot(await asyncio.to_thread(load_champion, s))
+        self.model = await asyncio.to_thread(load_champion, s)
+        self.watcher = ModelWatcher(s.model_dir, self.model)
         self.loops = [self._scoring_loop(self.model), self._audit_loop()]
         for loop in self.loops:
             loop.start()
+        publisher = self._decisions_publisher
+        self._audit_lag = CommittedLag(
+            s, s.decision_topic, s.audit_group(), publisher.delivered_ends if publisher else dict
+        )
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(loop.stop) for loop in self.loops))
+        if self._audit_lag is not None:
+            self._audit_lag.close()
+
+    def ready(self) -> bool:
+        """Model loaded, both loops alive and holding partitions, and the audit database reachable."""
+        loops_ready = bool(self.loops) and all(loop.assigned.is_set() and loop.is_alive() for loop in self.loops)
+        return self.model is not None and loops_ready and self.database_ok
+
+    @mode.Service.timer(2.0)
+    async def _probe_database(self) -> None:
+        self.database_ok = await asyncio.to_thread(database_reachable, self.settings.database_url.get_secret_value())
+
+    @mode.Service.timer(5.0)
+    async def _measure_audit_lag(self) -> None:
+        if self._audit_lag is None:
+            return
+        try:
+            metrics.AUDIT_LAG_EVENTS.set(await asyncio.to_thread(self._audit_lag.measure))
+        except Exception as exc:  # a metric must never take the worker down
+            log.warning("audit_lag_unavailable", error=repr(exc))
 
     @mode.Service.timer(1.0)
     async def _watch_loops(self) -> None:
@@ -64,10 +96,16 @@ class PipelineService(mode.Service):
             log.error("batch_loop_died", loops=dead)
             await self.crash(RuntimeError(f"batch loops died: {dead}"))
 
+    @mode.Service.timer(1.0)
+    async def _watch_model(self) -> None:
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.check)
+
     def _scoring_loop(self, model: ModelSlot) -> BatchLoop:
         s = self.settings
+        self._decisions_publisher = Publisher(producer_config(s))
         agent = ScoringAgent(
-            model, DecisionPolicy(), Publisher(producer_config(s)),
+            model, DecisionPolicy(), self._decisions_publisher,
             ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
         )
         return BatchLoop(

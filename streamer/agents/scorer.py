@@ -21,17 +21,11 @@ from streamer.kafka.publisher import OutboundRecord, Publisher
 from streamer.logging import get_logger
 from streamer.model import OnnxScorer
 from streamer.policy import DecisionPolicy
+from streamer.reload import ModelSlot
 from streamer.scoring import decide
 from streamer.validation import Rejection, parse_application
 
 log = get_logger(__name__)
-
-
-class ModelSlot:
-    """Holds the serving model; a swap is one reference assignment, so it lands between batches."""
-
-    def __init__(self, scorer: OnnxScorer) -> None:
-        self.current = scorer
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ class Publisher:
     def __init__(self, config: dict[str, object]) -> None:
         self._producer = Producer(config)
         self._errors: list[KafkaError] = []
+        self._delivered_ends: dict[tuple[str, int], int] = {}
+
+    def delivered_ends(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition): one past the highest offset the broker acknowledged to us."""
+        return dict(self._delivered_ends)
 
     def publish(self, records: Sequence[OutboundRecord]) -> None:
         self._errors.clear()
@@ -51,6 +56,11 @@ class Publisher:
             except BufferError:  # local queue full: let deliveries drain, then try again
                 self._producer.poll(0.05)
 
-    def _on_delivery(self, error: KafkaError | None, _: Message) -> None:
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._errors.append(error)
+            return
+        key = (message.topic() or "", message.partition() or 0)
+        end = (message.offset() or 0) + 1
+        if end > self._delivered_ends.get(key, 0):
+            self._delivered_ends[key] = end

@@ -14,7 +14,7 @@ from streamer.produce import publish
 from streamer.synthetic import ApplicationFactory
 from streamer.tally import TopicReader
 from tests.conftest import REPO
-from tests.integration.helpers import wait_until_consumed
+from tests.integration.helpers import eventually, readiness, scrape, wait_until_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,8 @@ def _audit_ids(url: str) -> list[str]:
 
 
 def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(own_stack: LocalStack) -> None:
-    own_stack.start_worker(STREAMER_AUDIT_RETRY_MAX_S="1", STREAMER_MODEL_DIR=str(REPO / "onnx_models"))
+    worker = own_stack.start_worker(STREAMER_AUDIT_RETRY_MAX_S="1", STREAMER_MODEL_DIR=str(REPO / "onnx_models"))
+    lag = "streamer_audit_lag_events"
     settings = own_stack.settings()
     factory = ApplicationFactory(seed=21)
     decisions = TopicReader(settings, settings.decision_topic)
@@ -46,6 +47,8 @@ def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(ow
         assert decisions.read_until(lambda r: len(r) >= 1500, 60), "decisions stopped while Postgres was down"
         with pytest.raises(psycopg.OperationalError):
             _audit_ids(own_stack.postgres.url)
+        eventually(lambda: scrape(worker.web_port)[lag] >= 1200, 30, "audit lag shows the decisions not in Postgres")
+        eventually(lambda: readiness(worker.web_port) == 503, 15, "the worker reports unready without Postgres")
 
         own_stack.postgres.start()
         wait_until_consumed(settings, settings.audit_group(), decisions.records, timeout_s=90)
@@ -53,5 +56,7 @@ def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(ow
         expected = {json.loads(m.value())["decision_id"] for m in decisions.records}
         assert len(ids) == len(set(ids)) == 1500
         assert set(ids) == expected
+        eventually(lambda: scrape(worker.web_port)[lag] == 0, 30, "audit lag drains to zero")
+        eventually(lambda: readiness(worker.web_port) == 200, 15, "the worker is ready again")
     finally:
         decisions.close()

@@ -1,0 +1,77 @@
+"""Picks up a promoted model without a restart.
+
+Polls the registry; when its champion differs from the serving model, loads the new file into a new
+session and verifies it (sha256, input names, metadata, smoke prediction) off the hot path, then swaps
+the slot's reference, which the scoring agent reads once per batch. On any failure the old model keeps
+serving, and the log and `streamer_model_load_failures_total` say why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamer import metrics
+from streamer.logging import get_logger
+from streamer.model import ModelLoadError, OnnxScorer
+from streamer.registry import ModelEntry, RegistryError, champion
+
+log = get_logger(__name__)
+
+
+class ModelSlot:
+    """Holds the serving model; a swap is one reference assignment, so it lands between batches."""
+
+    def __init__(self, scorer: OnnxScorer) -> None:
+        self.current = scorer
+
+
+def load_entry(entry: ModelEntry) -> OnnxScorer:
+    return OnnxScorer.load(entry.path, entry.name, entry.version, entry.sha256)
+
+
+def publish_model_info(scorer: OnnxScorer) -> None:
+    metrics.MODEL_INFO.clear()
+    metrics.MODEL_INFO.labels(scorer.ref.name, scorer.ref.version, scorer.ref.sha256).set(1)
+
+
+class ModelWatcher:
+    def __init__(self, model_dir: Path, slot: ModelSlot) -> None:
+        self._model_dir = model_dir
+        self._slot = slot
+        self._refused: tuple[str, str] | None = None  # (artifact id, sha256) already tried and refused
+
+    def check(self) -> bool:
+        """Swap in the registry's champion if it changed and verifies; True when a swap happened."""
+        try:
+            entry = champion(self._model_dir)
+        except RegistryError as exc:
+            self._refuse(("<registry>", str(exc)), "registry_unreadable", str(exc))
+            return False
+        serving = self._slot.current.ref
+        if (entry.name, entry.version, entry.sha256) == (serving.name, serving.version, serving.sha256):
+            self._refused = None
+            return False
+        candidate = (entry.artifact_id, entry.sha256)
+        if candidate == self._refused:
+            return False
+        try:
+            scorer = load_entry(entry)
+        except ModelLoadError as exc:
+            self._refuse(candidate, exc.reason, str(exc))
+            return False
+        self._slot.current = scorer
+        self._refused = None
+        publish_model_info(scorer)
+        metrics.MODEL_SWAPS.inc()
+        log.info("model_swapped", previous=f"{serving.name}-{serving.version}", current=entry.artifact_id,
+                 sha256=entry.sha256)
+        return True
+
+    def _refuse(self, candidate: tuple[str, str], reason: str, detail: str) -> None:
+        if candidate == self._refused:
+            return  # said once; the registry has not changed since
+        self._refused = candidate
+        metrics.MODEL_LOAD_FAILURES.labels(reason).inc()
+        serving = self._slot.current.ref
+        log.error("model_refused", candidate=candidate[0], reason=reason, detail=detail,
+                  still_serving=f"{serving.name}-{serving.version}")
