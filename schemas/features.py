@@ -19,7 +19,16 @@ FeatureKind = Literal["numeric", "categorical"]
 class FeatureField:
     name: str
     kind: FeatureKind
-    description: str
+    description: str  # "<section>.<attribute>" of LoanApplication, plus a note where useful
+
+    @property
+    def section(self) -> str:
+        """`loan` or `applicant`: the nested object of LoanApplication holding this field."""
+        return self.description.split(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.description.split(".", 1)[1].split(" ", 1)[0]
 
 
 FEATURE_FIELDS: tuple[FeatureField, ...] = (
@@ -55,25 +64,13 @@ FeatureValue = float | str
 
 def flatten(application: LoanApplication) -> dict[str, FeatureValue]:
     """One application as {feature name: value}; categories as their string values, flags as 0/1."""
-    loan, who = application.loan, application.applicant
-    values: dict[str, object] = {
-        "loan_amount": loan.amount,
-        "loan_term_months": loan.term_months,
-        "loan_purpose": loan.purpose,
-        **{name: getattr(who, name) for name in _APPLICANT_FEATURES},
-    }
-    return {name: _plain(value) for name, value in values.items()}
+    return {f.name: _plain(getattr(getattr(application, f.section), f.attribute)) for f in FEATURE_FIELDS}
 
 
 def columns(applications: Sequence[LoanApplication], names: Sequence[str]) -> dict[str, list[FeatureValue]]:
     """Column-wise feature values for a batch, restricted to `names` (the inputs a model declares)."""
     rows = [flatten(a) for a in applications]
     return {name: [row[name] for row in rows] for name in names}
-
-
-_APPLICANT_FEATURES = tuple(
-    f.name for f in FEATURE_FIELDS if f.description.startswith("applicant.")
-)
 
 
 def _plain(value: object) -> FeatureValue:

@@ -104,7 +104,21 @@ class EmbeddedPostgres:
         if self._server is None or not (self.data_dir / "postmaster.pid").exists():
             return
         pg_ctl = getattr(pg_commands, "pg_ctl")  # noqa: B009 (generated at import time, one per binary)
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user, timeout=60)
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user, timeout=60)
+        except subprocess.CalledProcessError:
+            if self.running():  # a stale pid file makes pg_ctl fail although no server runs; only a live one counts
+                raise
+
+    def running(self) -> bool:
+        if self._server is None:
+            return False
+        pg_ctl = getattr(pg_commands, "pg_ctl")  # noqa: B009
+        try:
+            pg_ctl(["status"], pgdata=self.data_dir, user=self._server.system_user, timeout=30)
+        except subprocess.CalledProcessError:
+            return False
+        return True
 
 
 def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.application import LoanApplication
-from schemas.features import FEATURES_BY_NAME, columns
+from schemas.features import FEATURES_BY_NAME
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,16 @@ def check_inputs(specs: Sequence[InputSpec]) -> None:
 def input_arrays(
     applications: Sequence[LoanApplication], specs: Sequence[InputSpec]
 ) -> dict[str, npt.NDArray[np.generic]]:
-    """Column arrays shaped [N, 1]: float32 for numeric inputs, object (str) for categorical ones."""
-    values = columns(applications, [s.name for s in specs])
+    """Column arrays shaped [N, 1]: float32 for numeric inputs (flags as 0/1), object for categorical ones.
+
+    Built a column at a time from the validated models, the hot path's cheapest route. Categorical values
+    stay StrEnum members: they are `str` instances, which onnxruntime takes as strings.
+    """
     arrays: dict[str, npt.NDArray[np.generic]] = {}
     for spec in specs:
+        field = FEATURES_BY_NAME[spec.name]
+        section, attribute = field.section, field.attribute
+        values = [getattr(getattr(a, section), attribute) for a in applications]
         dtype = np.float32 if spec.kind == "numeric" else np.object_
-        arrays[spec.name] = np.asarray(values[spec.name], dtype=dtype).reshape(-1, 1)
+        arrays[spec.name] = np.asarray(values, dtype=dtype).reshape(-1, 1)
     return arrays

@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from schemas.decision import MAX_REASON_CODES, Outcome, ReasonCode
 from streamer.reasons import reason_for
+
+OUTCOMES: tuple[Outcome, Outcome, Outcome] = (Outcome.APPROVE, Outcome.REVIEW, Outcome.DECLINE)
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,19 @@ class DecisionPolicy:
             return Outcome.REVIEW
         return Outcome.DECLINE
 
+    def outcome_indices(self, probabilities: npt.NDArray[np.floating]) -> npt.NDArray[np.intp]:
+        """Per row, an index into OUTCOMES: 0 below approve_below, 2 at or above decline_at, else 1."""
+        return np.searchsorted(np.array([self.approve_below, self.decline_at]), probabilities, side="right")
+
     def thresholds(self) -> dict[str, float]:
         return {"approve_below": self.approve_below, "decline_at": self.decline_at}
+
+
+def reason_indices(contributions: npt.NDArray[np.floating]) -> list[list[int]]:
+    """Per row, up to four feature indices with positive contributions, largest first (ties: input order)."""
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASON_CODES]
+    positive = np.take_along_axis(contributions, order, axis=1) > 0.0
+    return [row[mask].tolist() for row, mask in zip(order, positive, strict=True)]
 
 
 def adverse_reasons(
@@ -42,7 +58,5 @@ def adverse_reasons(
     """Up to four features that pushed the risk up most, for reviews and declines; none for approvals."""
     if outcome is Outcome.APPROVE:
         return []
-    ranked = sorted(
-        (c, name) for name, c in zip(feature_names, contributions, strict=True) if c > 0.0
-    )
-    return [reason_for(name) for _, name in reversed(ranked[-MAX_REASON_CODES:])]
+    [indices] = reason_indices(np.asarray([contributions], dtype=np.float64))
+    return [reason_for(feature_names[j]) for j in indices]

@@ -2,7 +2,7 @@
 
 Raises AuditUnavailable while Postgres is down; the batch loop then holds its offsets and retries, so
 audit lags behind decisions during an outage and catches up after it, one row per decision_id.
-Records that can never become a row (not a Decision, or refused by Postgres as data) go to the
+Records that can never become a row (not a Decision v1, or refused by Postgres as data) go to the
 dead-letter topic instead of blocking the audit.
 """
 
@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from confluent_kafka import Message
-from pydantic import ValidationError
 
-from schemas.decision import Decision
 from streamer.agents.dead_letters import dead_letter
-from streamer.audit.sink import AuditRow, AuditSink
+from streamer.audit.sink import AuditSink, DecisionEvent
 from streamer.kafka.publisher import OutboundRecord, Publisher
 from streamer.logging import get_logger
 
@@ -29,41 +27,22 @@ class AuditAgent:
         self._dead_letter_topic = dead_letter_topic
 
     def __call__(self, batch: Sequence[Message]) -> None:
-        rows: list[AuditRow] = []
-        by_row: dict[int, Message] = {}
-        unreadable: list[OutboundRecord] = []
+        events: list[DecisionEvent] = []
+        source: dict[int, Message] = {}
+        unusable: list[OutboundRecord] = []
         for message in batch:
-            try:
-                row = audit_row(Decision.model_validate_json(message.value() or b""), message)
-            except ValidationError as exc:
-                unreadable.append(self._dead(message, "invalid_decision", str(exc.errors()[0]["msg"])))
+            value = message.value()
+            if not value:
+                unusable.append(self._dead(message, "invalid_decision", "the record has no value"))
                 continue
-            by_row[id(row)] = message
-            rows.append(row)
-        result = self._sink.write(rows)
-        unreadable.extend(self._dead(by_row[id(row)], "audit_refused", why) for row, why in result.refused)
-        if unreadable:
-            self._publisher.publish(unreadable)
-        log.info("audit_batch_written", decisions=len(rows), inserted=result.inserted, dead_letters=len(unreadable))
+            event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value)
+            source[id(event)] = message
+            events.append(event)
+        result = self._sink.write(events)
+        unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
+        if unusable:
+            self._publisher.publish(unusable)
+        log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
         return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
-
-
-def audit_row(decision: Decision, message: Message) -> AuditRow:
-    return AuditRow(
-        decision_id=decision.decision_id,
-        application_id=decision.application_id,
-        outcome=decision.outcome.value,
-        probability_of_default=decision.probability_of_default,
-        model_name=decision.model.name,
-        model_version=decision.model.version,
-        model_sha256=decision.model.sha256,
-        policy_version=decision.policy_version,
-        reason_codes=[r.model_dump() for r in decision.reason_codes],
-        decided_at=decision.decided_at,
-        latency_ms=decision.latency_ms,
-        source_topic=message.topic() or "",
-        source_partition=message.partition() or 0,
-        source_offset=message.offset() or 0,
-    )

@@ -11,18 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from schemas.application import LoanApplication
-from schemas.decision import Decision
 from streamer import metrics
 from streamer.agents.dead_letters import dead_letter
 from streamer.kafka.publisher import OutboundRecord, Publisher
 from streamer.logging import get_logger
 from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy
+from streamer.policy import OUTCOMES, DecisionPolicy
 from streamer.reload import ModelSlot
-from streamer.scoring import decide
+from streamer.scoring import DecisionEncoder, EncodedDecision
 from streamer.validation import Rejection, parse_application
 
 log = get_logger(__name__)
@@ -48,6 +48,7 @@ class ScoringAgent:
         self._publisher = publisher
         self._topics = topics
         self._max_event_bytes = max_event_bytes
+        self._encoders: dict[int, DecisionEncoder] = {}
 
     def __call__(self, batch: Sequence[Message]) -> None:
         started = time.perf_counter()
@@ -59,71 +60,79 @@ class ScoringAgent:
                 rejected.append((message, parsed, "validation"))
             else:
                 valid.append((message, parsed))
-        decisions, failed = self._decide(valid)
+        scorer = self._model.current  # one model for the whole batch, even if a swap lands meanwhile
+        decisions, failed = self._decide(scorer, valid)
         rejected.extend((m, r, "scoring") for m, r in failed)
-        outbound = [self._dead(m, r, stage) for m, r, stage in rejected]
-        outbound.extend(self._decision_record(d) for d in decisions)
+        outbound = [dead_letter(m, self._topics.dead_letters, r.reason, r.detail, stage) for m, r, stage in rejected]
+        outbound.extend(
+            OutboundRecord(self._topics.decisions, d.application_id.encode(), d.value) for d in decisions
+        )
         self._publisher.publish(outbound)
-        self._count(batch, decisions, [r for _, r, _ in rejected], started)
+        self._count(batch, decisions, [r for _, r, _ in rejected], scorer, started)
 
     def _decide(
-        self, valid: list[tuple[Message, LoanApplication]]
-    ) -> tuple[list[Decision], list[tuple[Message, Rejection]]]:
+        self, scorer: OnnxScorer, valid: list[tuple[Message, LoanApplication]]
+    ) -> tuple[list[EncodedDecision], list[tuple[Message, Rejection]]]:
         if not valid:
             return [], []
-        scorer = self._model.current  # one model for the whole batch, even if a swap lands meanwhile
         try:
-            return self._score(scorer, valid), []
+            decisions = self._score(scorer, valid)
         except Exception as exc:  # a batch the model cannot score: find the records that break it
             log.warning("batch_scoring_failed", error=repr(exc), size=len(valid))
-        decisions, failed = [], []
-        for item in valid:
-            try:
-                decisions.extend(self._score(scorer, [item]))
-            except Exception as exc:
-                failed.append((item[0], Rejection("scoring_error", f"model could not score: {exc!r}")))
+            decisions = []
+            for item in valid:
+                try:
+                    decisions.extend(self._score(scorer, [item]))
+                except Exception as row_exc:
+                    log.warning("record_scoring_failed", error=repr(row_exc))
+        scored = {d.application_id for d in decisions}
+        failed = [(m, Rejection("scoring_error", "the model gave no probability for this application"))
+                  for m, a in valid if a.application_id not in scored]
         return decisions, failed
 
-    def _score(self, scorer: OnnxScorer, items: list[tuple[Message, LoanApplication]]) -> list[Decision]:
+    def _score(self, scorer: OnnxScorer, items: list[tuple[Message, LoanApplication]]) -> list[EncodedDecision]:
         applications = [a for _, a in items]
         started = time.perf_counter()
         scores = scorer.score(applications)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
-        received = [_received_at(m, a) for m, a in items]
-        return decide(applications, received, scores, scorer.feature_names, scorer.ref, self._policy,
-                      datetime.now(UTC))
+        received = [_received_ms(m, a) for m, a in items]
+        return self._encoder(scorer).encode(applications, received, scores, datetime.now(UTC))
 
-    def _decision_record(self, decision: Decision) -> OutboundRecord:
-        return OutboundRecord(
-            topic=self._topics.decisions,
-            key=decision.application_id.encode(),
-            value=decision.model_dump_json().encode(),
-        )
-
-    def _dead(self, message: Message, rejection: Rejection, stage: str) -> OutboundRecord:
-        return dead_letter(message, self._topics.dead_letters, rejection.reason, rejection.detail, stage)
+    def _encoder(self, scorer: OnnxScorer) -> DecisionEncoder:
+        encoder = self._encoders.get(id(scorer))
+        if encoder is None or encoder.model is not scorer.ref:
+            encoder = DecisionEncoder(scorer.ref, scorer.feature_names, self._policy)
+            self._encoders = {id(scorer): encoder}  # the previous model's encoder is no longer needed
+        return encoder
 
     def _count(
-        self, batch: Sequence[Message], decisions: list[Decision], rejections: list[Rejection], started: float
+        self,
+        batch: Sequence[Message],
+        decisions: list[EncodedDecision],
+        rejections: list[Rejection],
+        scorer: OnnxScorer,
+        started: float,
     ) -> None:
         """Counted only after the broker acknowledged the batch, so a retried batch is not counted twice."""
         metrics.APPLICATIONS_CONSUMED.inc(len(batch))
+        metrics.BATCH_SIZE.observe(len(batch))
         for rejection in rejections:
             metrics.DEAD_LETTERS.labels(rejection.reason).inc()
-        metrics.BATCH_SIZE.observe(len(batch))
+        counts = np.bincount([OUTCOMES.index(d.outcome) for d in decisions], minlength=len(OUTCOMES))
+        for outcome, count in zip(OUTCOMES, counts, strict=True):
+            if count:
+                metrics.DECISIONS.labels(outcome.value).inc(int(count))
         for decision in decisions:
-            metrics.DECISIONS.labels(decision.outcome.value).inc()
             metrics.END_TO_END_SECONDS.observe(decision.latency_ms / 1000.0)
         metrics.LAST_PROCESSED.set_to_current_time()
         log.info(
-            "batch_scored", records=len(batch), decisions=len(decisions),
-            dead_letters=len(rejections), model_version=self._model.current.ref.version,
-            seconds=round(time.perf_counter() - started, 4),
+            "batch_scored", records=len(batch), decisions=len(decisions), dead_letters=len(rejections),
+            model_version=scorer.ref.version, seconds=round(time.perf_counter() - started, 4),
         )
 
 
-def _received_at(message: Message, application: LoanApplication) -> datetime:
+def _received_ms(message: Message, application: LoanApplication) -> float:
     kind, ms = message.timestamp()
     if kind == TIMESTAMP_NOT_AVAILABLE:
-        return application.submitted_at
-    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+        return application.submitted_at.timestamp() * 1000.0
+    return float(ms)

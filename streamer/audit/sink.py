@@ -1,56 +1,57 @@
 """Audit rows into PostgreSQL: one transaction per batch, idempotent on decision_id.
 
-The only place (with migrations) that talks to psycopg.
+The decision events go to Postgres as they are (COPY of the JSON into a session-local staging table),
+and one INSERT … SELECT turns them into rows; Postgres parses, casts and checks them, so the worker
+spends almost no CPU per row. A batch Postgres refuses as data is retried row by row to find the
+records that poison it; those are returned, not retried. Only this package talks to psycopg.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 
 from streamer import metrics
 
-# unnest() of one array per column: a single round trip per batch, and ON CONFLICT makes it idempotent.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS decision_audit_incoming (
+    source_topic text, source_partition integer, source_offset bigint, decision jsonb
+) ON COMMIT DELETE ROWS
+"""
+_COPY = "COPY decision_audit_incoming (source_topic, source_partition, source_offset, decision) FROM STDIN"
+# A decision of another schema version gets a NULL id, which the NOT NULL primary key refuses.
 _INSERT = """
 INSERT INTO decision_audit (
     decision_id, application_id, outcome, probability_of_default, model_name, model_version,
     model_sha256, policy_version, reason_codes, decided_at, latency_ms,
     source_topic, source_partition, source_offset)
-SELECT * FROM unnest(
-    %s::uuid[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[], %s::float8[],
-    %s::text[], %s::int[], %s::bigint[])
+SELECT (CASE WHEN d->>'schema_version' = '1' THEN d->>'decision_id' END)::uuid,
+       d->>'application_id', d->>'outcome', (d->>'probability_of_default')::float8,
+       d->'model'->>'name', d->'model'->>'version', d->'model'->>'sha256', d->>'policy_version',
+       d->'reason_codes', (d->>'decided_at')::timestamptz, (d->>'latency_ms')::float8,
+       source_topic, source_partition, source_offset
+FROM decision_audit_incoming AS incoming (source_topic, source_partition, source_offset, d)
 ON CONFLICT (decision_id) DO NOTHING
 """
 
 
 @dataclass(frozen=True)
-class AuditRow:
-    decision_id: str
-    application_id: str
-    outcome: str
-    probability_of_default: float
-    model_name: str
-    model_version: str
-    model_sha256: str
-    policy_version: str
-    reason_codes: list[dict[str, str]]
-    decided_at: datetime
-    latency_ms: float
-    source_topic: str
-    source_partition: int
-    source_offset: int
+class DecisionEvent:
+    """A decision record as consumed: its JSON value and where it sits in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
 
 
 @dataclass(frozen=True)
 class WriteResult:
     inserted: int
-    refused: list[tuple[AuditRow, str]]  # rows Postgres rejected as data, with its reason
+    refused: list[tuple[DecisionEvent, str]]  # events Postgres rejected as data, with its reason
 
 
 class AuditUnavailable(Exception):
@@ -63,40 +64,22 @@ class AuditSink:
         self._connect_timeout_s = connect_timeout_s
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
-    def write(self, rows: Sequence[AuditRow]) -> WriteResult:
-        """Insert the rows in one transaction. Rows Postgres refuses as data are returned, not retried."""
-        if not rows:
+    def write(self, events: Sequence[DecisionEvent]) -> WriteResult:
+        """Insert the events' rows in one transaction. Rows Postgres refuses as data are returned."""
+        if not events:
             return WriteResult(0, [])
         started = time.perf_counter()
         try:
-            result = self._insert_batch(rows)
-        except (psycopg.DataError, psycopg.IntegrityError):
-            result = self._insert_one_by_one(rows)  # find the rows that poison the batch
+            try:
+                result = WriteResult(self._insert(events), [])
+            except (psycopg.DataError, psycopg.IntegrityError):
+                result = self._insert_one_by_one(events)
         except psycopg.Error as exc:
             self.close()
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
         metrics.AUDIT_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.AUDIT_ROWS.inc(result.inserted)
         return result
-
-    def _insert_batch(self, rows: Sequence[AuditRow]) -> WriteResult:
-        conn = self._connection()
-        with conn.transaction():
-            cursor = conn.execute(_INSERT, _columns(rows))
-        return WriteResult(cursor.rowcount, [])
-
-    def _insert_one_by_one(self, rows: Sequence[AuditRow]) -> WriteResult:
-        inserted, refused = 0, []
-        try:
-            for row in rows:
-                try:
-                    inserted += self._insert_batch([row]).inserted
-                except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                    refused.append((row, f"{type(exc).__name__}: {exc}".strip()))
-        except psycopg.Error as exc:
-            self.close()
-            raise AuditUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
-        return WriteResult(inserted, refused)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -105,26 +88,37 @@ class AuditSink:
             finally:
                 self._conn = None
 
+    def _insert(self, events: Sequence[DecisionEvent]) -> int:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(_COPY) as copy:
+                copy.write(_copy_text(events))
+            cursor.execute(_INSERT)
+            return cursor.rowcount
+
+    def _insert_one_by_one(self, events: Sequence[DecisionEvent]) -> WriteResult:
+        inserted, refused = 0, []
+        for event in events:
+            try:
+                inserted += self._insert([event])
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                refused.append((event, f"{type(exc).__name__}: {exc}".strip()))
+        return WriteResult(inserted, refused)
+
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout_s, autocommit=True)
+            conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout_s, autocommit=True)
+            conn.execute(_STAGING)
+            self._conn = conn
         return self._conn
 
 
-def _columns(rows: Sequence[AuditRow]) -> list[list[object]]:
-    return [
-        [r.decision_id for r in rows],
-        [r.application_id for r in rows],
-        [r.outcome for r in rows],
-        [r.probability_of_default for r in rows],
-        [r.model_name for r in rows],
-        [r.model_version for r in rows],
-        [r.model_sha256 for r in rows],
-        [r.policy_version for r in rows],
-        [json.dumps(r.reason_codes) for r in rows],
-        [r.decided_at for r in rows],
-        [r.latency_ms for r in rows],
-        [r.source_topic for r in rows],
-        [r.source_partition for r in rows],
-        [r.source_offset for r in rows],
-    ]
+def _copy_text(events: Sequence[DecisionEvent]) -> bytes:
+    """COPY text format: tab-separated columns, one line per event, backslash escapes in the value."""
+    return b"".join(
+        b"%s\t%d\t%d\t%s\n" % (e.topic.encode(), e.partition, e.offset, _escape(e.value)) for e in events
+    )
+
+
+def _escape(value: bytes) -> bytes:
+    return value.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r").replace(b"\t", b"\\t")

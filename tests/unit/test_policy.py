@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from schemas import Outcome
-from streamer.policy import DecisionPolicy, adverse_reasons
+from streamer.policy import OUTCOMES, DecisionPolicy, adverse_reasons
 
 
 class TestDecisionPolicy:
@@ -36,3 +37,11 @@ class TestAdverseReasons:
 
     def test_approvals_carry_no_adverse_reasons(self) -> None:
         assert adverse_reasons(Outcome.APPROVE, self.names, [1.0] * 6) == []
+
+
+class TestOutcomeIndices:
+    def test_vectorised_outcomes_equal_the_scalar_rule(self) -> None:
+        policy = DecisionPolicy()
+        probabilities = np.linspace(0.0, 1.0, 1001)
+        indices = policy.outcome_indices(probabilities)
+        assert [OUTCOMES[i] for i in indices] == [policy.outcome(float(p)) for p in probabilities]

@@ -1,0 +1,103 @@
+"""The audit sink against a real PostgreSQL: idempotent rows, poison refused, outages reported."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from schemas import Decision, decision_id_for
+from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
+from tests.conftest import Isolated
+
+pytestmark = pytest.mark.integration
+
+
+def _decision(application_id: str, **overrides: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "schema_version": 1,
+        "decision_id": decision_id_for(application_id, "m", "1"),
+        "application_id": application_id,
+        "outcome": "decline",
+        "probability_of_default": 0.71,
+        "model": {"name": "m", "version": "1", "sha256": "b" * 64},
+        "policy_version": "pd-thresholds-1",
+        "reason_codes": [{"code": "SAVINGS", "feature": "savings", "description": 'Low "savings" \\ é'}],
+        "decided_at": "2026-11-22T12:00:00.5Z",
+        "latency_ms": 12.5,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def _event(value: bytes, offset: int) -> DecisionEvent:
+    return DecisionEvent("loan-decisions", 3, offset, value)
+
+
+@pytest.fixture
+def sink(isolated: Isolated) -> Iterator[AuditSink]:
+    audit = AuditSink(isolated.settings.database_url.get_secret_value())
+    yield audit
+    audit.close()
+
+
+def _rows(isolated: Isolated) -> list[tuple[object, ...]]:
+    with psycopg.connect(isolated.settings.database_url.get_secret_value()) as conn:
+        return conn.execute(
+            "SELECT application_id, outcome, probability_of_default, model_sha256, reason_codes, decided_at,"
+            " latency_ms, source_partition, source_offset FROM decision_audit ORDER BY source_offset"
+        ).fetchall()
+
+
+class TestAuditSink:
+    def test_a_decision_becomes_a_row_with_every_field(self, isolated: Isolated, sink: AuditSink) -> None:
+        doc = _decision("app-1")
+        result = sink.write([_event(json.dumps(doc).encode(), 40)])
+        assert result.inserted == 1 and result.refused == []
+        [row] = _rows(isolated)
+        decision = Decision.model_validate_json(json.dumps(doc))
+        assert row[:4] == ("app-1", "decline", 0.71, "b" * 64)
+        assert row[4] == [r.model_dump() for r in decision.reason_codes]
+        assert row[5] == decision.decided_at
+        assert row[6:] == (12.5, 3, 40)
+
+    def test_the_same_decision_twice_in_a_batch_or_across_batches_is_one_row(
+        self, isolated: Isolated, sink: AuditSink
+    ) -> None:
+        value = json.dumps(_decision("app-2")).encode()
+        assert sink.write([_event(value, 1), _event(value, 2)]).inserted == 1
+        assert sink.write([_event(value, 3)]).inserted == 0
+        assert len(_rows(isolated)) == 1
+
+    @pytest.mark.parametrize(
+        "poison",
+        [
+            b"not json at all",
+            b'{"truncated": ',
+            json.dumps(_decision("app-v2", schema_version=2)).encode(),
+            json.dumps(_decision("app-bad-outcome", outcome="maybe")).encode(),
+            json.dumps(_decision("app-sha", model={"name": "m", "version": "1", "sha256": "xyz"})).encode(),
+            json.dumps({k: v for k, v in _decision("app-missing").items() if k != "decided_at"}).encode(),
+            json.dumps(_decision("app-nul", policy_version="a\u0000b")).encode(),
+            b'{"decision_id": "\xff\xfe"}',
+            json.dumps(_decision("app-5", reason_codes=[_decision("x")["reason_codes"][0]] * 5)).encode(),  # type: ignore[index]
+        ],
+    )
+    def test_a_record_postgres_refuses_is_returned_and_the_rest_of_the_batch_is_written(
+        self, isolated: Isolated, sink: AuditSink, poison: bytes
+    ) -> None:
+        good = [_event(json.dumps(_decision(f"ok-{i}")).encode(), i) for i in range(3)]
+        bad = _event(poison, 99)
+        result = sink.write([good[0], bad, *good[1:]])
+        assert result.inserted == 3
+        assert [event.offset for event, _ in result.refused] == [99]
+        assert result.refused[0][1]
+        assert len(_rows(isolated)) == 3
+
+    def test_an_unreachable_database_raises_audit_unavailable_and_writes_nothing(self, isolated: Isolated) -> None:
+        unreachable = AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1)
+        with pytest.raises(AuditUnavailable):
+            unreachable.write([_event(json.dumps(_decision("app-3")).encode(), 1)])
+        assert _rows(isolated) == []
