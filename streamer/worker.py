@@ -76,6 +76,18 @@ class PipelineService(mode.Service):
         loops_ready = bool(self.loops) and all(loop.assigned.is_set() and loop.is_alive() for loop in self.loops)
         return self.model is not None and loops_ready and self.database_ok
 
+    @mode.Service.timer(15.0)
+    async def _keep_topics(self) -> None:
+        """A broker that lost its log (Tansu keeps it in memory) comes back without our topics."""
+        s = self.settings
+        try:
+            created = await asyncio.to_thread(ensure_topics, s, [s.input_topic, s.decision_topic, s.dlq_topic])
+        except Exception as exc:  # the broker may be down right now; the next tick tries again
+            log.warning("topic_check_failed", error=repr(exc))
+            return
+        if created:
+            log.warning("topics_recreated", topics=created)
+
     @mode.Service.timer(2.0)
     async def _probe_database(self) -> None:
         self.database_ok = await asyncio.to_thread(database_reachable, self.settings.database_url.get_secret_value())

@@ -12,6 +12,9 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.security_protocol,
         "client.id": settings.app_id,
+        # librdkafka's default is 5 minutes; a topic that was re-created (or a broker that restarted empty)
+        # is noticed within this interval instead.
+        "topic.metadata.refresh.interval.ms": 10_000,
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from streamer.logging import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,9 @@ class Publisher:
     """Wraps an idempotent Producer. Not thread-safe: one per batch loop."""
 
     def __init__(self, config: dict[str, object]) -> None:
-        self._producer = Producer(config)
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
+        self._fatal: KafkaError | None = None
         self._errors: list[KafkaError] = []
         self._delivered_ends: dict[tuple[str, int], int] = {}
 
@@ -33,17 +40,36 @@ class Publisher:
         return dict(self._delivered_ends)
 
     def publish(self, records: Sequence[OutboundRecord]) -> None:
+        if self._fatal is not None:
+            self._renew()
         self._errors.clear()
-        for record in records:
-            self._produce(record)
-        while len(self._producer) > 0:
+        try:
+            for record in records:
+                self._produce(record)
+        except KafkaException as exc:  # a fatal producer error surfaces here; the retry renews the producer
+            raise DeliveryFailed(f"producer failed: {exc}") from exc
+        while len(self._producer) > 0 and self._fatal is None:
             self._producer.flush(1.0)
+        if self._fatal is not None:
+            raise DeliveryFailed(f"fatal producer error: {self._fatal}")
         if self._errors:
             first = self._errors[0]
             raise DeliveryFailed(f"{len(self._errors)} of {len(records)} records not delivered: {first}")
 
     def close(self) -> None:
         self._producer.flush(10.0)
+
+    def _renew(self) -> None:
+        """An idempotent producer that hit a fatal error (e.g. a broker that lost its state) is unusable."""
+        log.warning("producer_renewed", after=str(self._fatal))
+        with contextlib.suppress(KafkaException):  # nothing more to salvage from it
+            self._producer.purge()
+        self._producer = Producer(self._config)
+        self._fatal = None
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
 
     def _produce(self, record: OutboundRecord) -> None:
         while True:
