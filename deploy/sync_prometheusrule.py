@@ -1,0 +1,49 @@
+"""Write k8s/base/app/prometheusrule.yaml from deploy/prometheus/alerts.yml (the one place alerts are edited).
+
+Usage: python deploy/sync_prometheusrule.py   (tests/deploy fails while the two differ)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "deploy" / "prometheus" / "alerts.yml"
+TARGET = ROOT / "k8s" / "base" / "app" / "prometheusrule.yaml"
+HEADER = (
+    "# Alerts for streamer (Prometheus Operator). Generated from deploy/prometheus/alerts.yml, where each\n"
+    "# alert is explained: edit that file and run `python deploy/sync_prometheusrule.py`.\n"
+)
+
+
+class _BlockStrings(yaml.SafeDumper):
+    """Multi-line strings (PromQL) as literal blocks, so the generated file reads like the source."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_BlockStrings.add_representer(str, _str)
+
+
+def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "streamer"},
+        "spec": {"groups": groups},
+    }
+
+
+def render() -> str:
+    groups = yaml.safe_load(SOURCE.read_text(encoding="utf-8"))["groups"]
+    return HEADER + yaml.dump(prometheus_rule(groups), Dumper=_BlockStrings, sort_keys=False, width=120)
+
+
+if __name__ == "__main__":
+    TARGET.write_text(render(), encoding="utf-8")
+    print(f"wrote {TARGET.relative_to(ROOT)}")
