@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from typing import NoReturn
 
-from streamer.cli import app  # the app, with our subcommands registered on it
+from streamer.cli import app, settings  # the app, with our subcommands registered on it
 
 
 def main() -> NoReturn:
+    # Faust's banner and spinner would interleave plain text with the JSON log lines on stdout, so a
+    # worker logging JSON runs quiet (its log records still flow; only the decorations go).
+    json_logs = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stdout.isatty())
+    if json_logs and "worker" in sys.argv[1:] and not {"-q", "--quiet", "--no-quiet"} & set(sys.argv):
+        sys.argv.insert(1, "--quiet")
     app.main()
 
 

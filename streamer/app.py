@@ -9,10 +9,19 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamer.config import Settings
+from streamer.kafka.faust_auth import faust_credentials
 from streamer.logging import configure as configure_logging
 from streamer.worker import PipelineService
 
 settings = Settings()
+
+
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner, whose escape codes would land between JSON log lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
 
 
 def create_app(s: Settings) -> faust.App:
@@ -27,6 +36,8 @@ def create_app(s: Settings) -> faust.App:
         broker_heartbeat_interval=s.heartbeat_interval_ms / 1000,
         topic_partitions=1,
         autodiscover=False,
+        Worker=QuietWorker,
+        broker_credentials=faust_credentials(s),
     )
 
 

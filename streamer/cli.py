@@ -18,7 +18,7 @@ from streamer.local import LocalStack
 from streamer.produce import publish
 from streamer.synthetic import ApplicationFactory
 
-__all__ = ["app", "demo", "local", "migrate", "produce"]
+__all__ = ["app", "demo", "local", "migrate", "produce", "settings"]
 
 
 @app.command()

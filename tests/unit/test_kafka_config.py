@@ -1,0 +1,58 @@
+"""Kafka settings reach the clients; secrets reach them and nothing else."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import faust
+from pydantic import SecretStr
+
+from streamer.config import Settings
+from streamer.kafka.clients import consumer_config, producer_config
+from streamer.kafka.faust_auth import faust_credentials
+
+SECRET = "s3cr3t-Pa55"
+
+
+def _sasl_ssl(tmp_path: Path) -> Settings:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path(ssl.get_default_verify_paths().openssl_cafile).read_bytes())  # any real CA bundle
+    return Settings(
+        kafka_bootstrap="b1:9093,b2:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="streamer", sasl_password=SecretStr(SECRET), ssl_ca_location=ca,
+    )
+
+
+class TestKafkaClientConfig:
+    def test_sasl_ssl_settings_reach_consumers_and_producers(self, tmp_path: Path) -> None:
+        s = _sasl_ssl(tmp_path)
+        for config in (consumer_config(s, "g"), producer_config(s)):
+            assert config["bootstrap.servers"] == "b1:9093,b2:9093"
+            assert config["security.protocol"] == "SASL_SSL"
+            assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+            assert config["sasl.username"] == "streamer"
+            assert config["sasl.password"] == SECRET
+            assert config["ssl.ca.location"] == str(tmp_path / "ca.pem")
+
+    def test_plaintext_sends_no_credentials(self) -> None:
+        config = producer_config(Settings())
+        assert config["security.protocol"] == "PLAINTEXT"
+        assert not {"sasl.username", "sasl.password", "sasl.mechanism"} & set(config)
+
+    def test_consumers_commit_only_by_hand_and_producers_are_idempotent(self) -> None:
+        assert consumer_config(Settings(), "g")["enable.auto.commit"] is False
+        assert producer_config(Settings())["enable.idempotence"] is True
+        assert producer_config(Settings())["acks"] == "all"
+
+    def test_faust_gets_the_same_sasl_credentials(self, tmp_path: Path) -> None:
+        credentials = faust_credentials(_sasl_ssl(tmp_path))
+        assert isinstance(credentials, faust.SASLCredentials)
+        assert credentials.username == "streamer"
+        assert credentials.password == SECRET
+        assert credentials.ssl_context is not None
+
+    def test_the_password_never_shows_in_the_settings_text(self, tmp_path: Path) -> None:
+        s = _sasl_ssl(tmp_path)
+        assert SECRET not in repr(s) and SECRET not in str(s)
+        assert SECRET not in s.model_dump_json()
