@@ -17,8 +17,11 @@ def pending_sql() -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
-def migrate(database_url: str) -> list[str]:
-    """Returns the versions applied now (empty when the database was already up to date)."""
+def migrate(database_url: str, months_ahead: int = 3) -> list[str]:
+    """Apply pending migrations, then make sure the coming months' audit partitions exist.
+
+    Returns the versions applied now (empty when the database was already up to date).
+    """
     applied_now = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -35,6 +38,11 @@ def migrate(database_url: str) -> list[str]:
                     conn.execute(sql.encode())
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 applied_now.append(version)
+            conn.execute(
+                "SELECT streamer_ensure_audit_partitions(current_date,"
+                " (current_date + make_interval(months => %s))::date)",
+                (months_ahead,),
+            )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now

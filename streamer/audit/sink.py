@@ -22,19 +22,33 @@ CREATE TEMP TABLE IF NOT EXISTS decision_audit_incoming (
 ) ON COMMIT DELETE ROWS
 """
 _COPY = "COPY decision_audit_incoming (source_topic, source_partition, source_offset, decision) FROM STDIN"
-# A decision of another schema version gets a NULL id, which the NOT NULL primary key refuses.
+# One statement per batch: parse the staged JSON once, keep the first event per decision_id, claim the
+# ids in the ledger (decision_audit_ids), and write rows only for ids claimed now. A decision of another
+# schema version gets a NULL id, which the ledger's primary key refuses (the batch is then split).
 _INSERT = """
+WITH incoming AS (
+    SELECT DISTINCT ON (decision_id) * FROM (
+        SELECT (CASE WHEN d->>'schema_version' = '1' THEN d->>'decision_id' END)::uuid AS decision_id,
+               d->>'application_id' AS application_id, d->>'outcome' AS outcome,
+               (d->>'probability_of_default')::float8 AS probability_of_default,
+               d->'model'->>'name' AS model_name, d->'model'->>'version' AS model_version,
+               d->'model'->>'sha256' AS model_sha256, d->>'policy_version' AS policy_version,
+               d->'reason_codes' AS reason_codes, (d->>'decided_at')::timestamptz AS decided_at,
+               (d->>'latency_ms')::float8 AS latency_ms, source_topic, source_partition, source_offset
+        FROM decision_audit_incoming AS staged (source_topic, source_partition, source_offset, d)
+    ) AS parsed
+    ORDER BY decision_id, source_offset
+), claimed AS (
+    INSERT INTO decision_audit_ids (decision_id, decided_at)
+    SELECT decision_id, decided_at FROM incoming
+    ON CONFLICT (decision_id) DO NOTHING
+    RETURNING decision_id
+)
 INSERT INTO decision_audit (
     decision_id, application_id, outcome, probability_of_default, model_name, model_version,
     model_sha256, policy_version, reason_codes, decided_at, latency_ms,
     source_topic, source_partition, source_offset)
-SELECT (CASE WHEN d->>'schema_version' = '1' THEN d->>'decision_id' END)::uuid,
-       d->>'application_id', d->>'outcome', (d->>'probability_of_default')::float8,
-       d->'model'->>'name', d->'model'->>'version', d->'model'->>'sha256', d->>'policy_version',
-       d->'reason_codes', (d->>'decided_at')::timestamptz, (d->>'latency_ms')::float8,
-       source_topic, source_partition, source_offset
-FROM decision_audit_incoming AS incoming (source_topic, source_partition, source_offset, d)
-ON CONFLICT (decision_id) DO NOTHING
+SELECT incoming.* FROM incoming JOIN claimed USING (decision_id)
 """
 
 
