@@ -1,10 +1,17 @@
-"""The README's configuration table, generated from the Settings model (a test keeps them equal)."""
+"""Reference tables in the README, generated from the code (a test keeps them equal)."""
 
 from __future__ import annotations
 
+import argparse
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 from pydantic import SecretStr
 
+from streamer import metrics
 from streamer.config import Settings
+
+_KINDS: dict[type[MetricWrapperBase], str] = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}
 
 
 def settings_table() -> str:
@@ -16,5 +23,17 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def metrics_table() -> str:
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    collectors = [c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)]
+    for c in sorted(collectors, key=lambda c: c._name):
+        name = c._name + ("_total" if isinstance(c, Counter) else "")
+        labels = ", ".join(f"`{label}`" for label in c._labelnames)
+        rows.append(f"| `{name}` | {_KINDS[type(c)]} | {labels} | {c._documentation} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("table", choices=["settings", "metrics"], nargs="?", default="settings")
+    print(settings_table() if parser.parse_args().table == "settings" else metrics_table())

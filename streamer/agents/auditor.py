@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Message
 
+from streamer import metrics
 from streamer.agents.dead_letters import dead_letter
 from streamer.audit.sink import AuditSink, DecisionEvent
 from streamer.kafka.publisher import OutboundRecord, Publisher
@@ -42,6 +43,9 @@ class AuditAgent:
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
         if unusable:
             self._publisher.publish(unusable)
+            for record in unusable:
+                reason = dict(record.headers).get("dlq.reason") or b"audit_refused"
+                metrics.DEAD_LETTERS.labels(reason.decode() if isinstance(reason, bytes) else reason).inc()
         log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
