@@ -1,53 +1,50 @@
-"""Export a fitted pipeline as an artifact per onnx_models/README.md, behind a parity gate.
+"""A fitted pipeline as an artifact per onnx_models/README.md: one ONNX graph plus its metadata.
 
-Nothing is written unless the ONNX graph reproduces scikit-learn on the whole training set. The bytes
-are deterministic: the same data, seed and `trained_at` give a byte-identical .onnx file.
+Building does not judge the artifact: `training.gate` does, and `training.store` writes only what the gate
+passed. The bytes are deterministic: the same data, seed and `trained_at` give a byte-identical file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-import onnxruntime
+import onnx
 import pandas as pd
 from numpy.typing import NDArray
 from onnx import helper
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from schemas import FEATURES_BY_NAME
+from schemas import PROTECTED_FEATURES
 from streamer.policy import DecisionPolicy
-from training import registry
-from training.onnx_graph import CONTRIBUTIONS, PROBABILITY, LinearTerms, linear_terms, onnx_inputs, to_onnx
+from training import onnx_graph, onnx_occlusion
+from training.onnx_graph import LinearTerms
+from training.onnx_occlusion import OcclusionTerms
+from training.pipeline import Kind, family_of, kinds_of
 
-PROBABILITY_TOLERANCE: Final = 1e-5
-LOGIT_TOLERANCE: Final = 1e-4
 _VERSION: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")  # it becomes part of file names
 TARGET_DEFINITION: Final = (
     "default = 1 where the training data's `default` column is 1 (German credit data: creditability == "
     "'bad'), else 0; probability_of_default = P(default = 1 | inputs)"
 )
+LINEAR_METHOD: Final = "linear-exact"
+Terms = LinearTerms | OcclusionTerms
 
 
 class ExportError(RuntimeError):
-    """The artifact failed the parity gate or would overwrite a released version."""
+    """The artifact cannot be built or written (bad version, converter failure, immutable version)."""
 
 
-@dataclass(frozen=True)
-class Parity:
-    """Largest absolute ONNX-vs-scikit-learn differences over the training set."""
-
-    probability: float
-    logit: float
-    contributions: float
+class ConversionFailed(ExportError):
+    """The ONNX converter could not turn the fitted pipeline into a graph."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,9 @@ class Artifact:
     training_data_sha256: str
     trained_at: str
     seed: int
-    parity: Parity
+    model: str = "logreg"
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    terms: Terms | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -73,6 +72,15 @@ class Artifact:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.onnx_bytes).hexdigest()
+
+    @property
+    def contributions_method(self) -> str:
+        return LINEAR_METHOD if isinstance(self.terms, LinearTerms) else onnx_occlusion.METHOD
+
+    @property
+    def protected_features(self) -> tuple[str, ...]:
+        """Protected attributes this model takes as inputs (none by default)."""
+        return tuple(name for name in self.features if name in PROTECTED_FEATURES)
 
 
 def build_date(environ: Mapping[str, str]) -> str:
@@ -101,11 +109,14 @@ def build(
     trained_at: str,
     seed: int,
 ) -> Artifact:
-    """The artifact for a pipeline fitted on `frame`; raises `ExportError` if parity fails."""
+    """The artifact for a pipeline fitted on `frame`. Raises `ConversionFailed` if skl2onnx cannot convert it."""
     if not _VERSION.fullmatch(version):
         raise ExportError(f"version {version!r} must be 1-32 of [A-Za-z0-9._-], starting alphanumeric")
-    terms = linear_terms(pipeline, frame, features)
-    model = to_onnx(pipeline, features, terms, graph_name=f"{name}-{version}")
+    kinds = kinds_of(frame, features)
+    try:
+        terms, model = _graph(pipeline, frame, features, kinds, graph_name=f"{name}-{version}")
+    except Exception as error:  # skl2onnx and onnx raise many unrelated types for an unconvertible model
+        raise ConversionFailed(f"{type(error).__name__}: {_first_line(error)}") from error
     properties = {
         "name": name,
         "version": version,
@@ -117,35 +128,29 @@ def build(
         "policy_thresholds": json.dumps(DecisionPolicy().thresholds(), sort_keys=True),
     }
     helper.set_model_props(model, properties)
-    onnx_bytes = model.SerializeToString()
-    parity = check_parity(onnx_bytes, pipeline, frame, features, terms)
-    return Artifact(name, version, tuple(features), onnx_bytes, metrics, training_data_sha256, trained_at, seed, parity)
-
-
-def check_parity(
-    onnx_bytes: bytes, pipeline: Pipeline, frame: pd.DataFrame, features: Sequence[str], terms: LinearTerms
-) -> Parity:
-    """Compare the graph with scikit-learn on every row of `frame`; raise `ExportError` beyond tolerance."""
-    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    probability, contributions = session.run([PROBABILITY, CONTRIBUTIONS], onnx_inputs(frame, features))
-    rows = frame[list(features)]
-    transformed = np.asarray(pipeline.named_steps["preprocess"].transform(rows), dtype=np.float64)
-    parity = Parity(
-        probability=_max_diff(probability, pipeline.predict_proba(rows)[:, 1]),
-        logit=_max_diff(contributions.sum(axis=1, dtype=np.float64) + terms.base, pipeline.decision_function(rows)),
-        contributions=_max_diff(contributions, terms.contributions(transformed)),
+    return Artifact(
+        name,
+        version,
+        tuple(features),
+        model.SerializeToString(),
+        metrics,
+        training_data_sha256,
+        trained_at,
+        seed,
+        model=family_of(pipeline),
+        kinds=kinds,
+        terms=terms,
     )
-    if parity.probability > PROBABILITY_TOLERANCE:
-        raise ExportError(
-            f"parity gate: ONNX P(default) differs from scikit-learn by up to {parity.probability:.3g} "
-            f"(allowed {PROBABILITY_TOLERANCE:g}); nothing was written"
-        )
-    if max(parity.logit, parity.contributions) > LOGIT_TOLERANCE:
-        raise ExportError(
-            f"parity gate: contributions miss the logit by up to {parity.logit:.3g} and the reference "
-            f"contributions by {parity.contributions:.3g} (allowed {LOGIT_TOLERANCE:g}); nothing was written"
-        )
-    return parity
+
+
+def expected_contributions(
+    pipeline: Pipeline, frame: pd.DataFrame, features: Sequence[str], terms: Terms
+) -> NDArray[np.float64]:
+    """The contributions scikit-learn gives for `frame`: what the graph's `contributions` must reproduce."""
+    if isinstance(terms, LinearTerms):
+        transformed = pipeline.named_steps["preprocess"].transform(frame[list(features)])
+        return terms.contributions(np.asarray(transformed, dtype=np.float64))
+    return onnx_occlusion.expected_contributions(pipeline, frame, features, terms)
 
 
 def sidecar(artifact: Artifact) -> dict[str, object]:
@@ -155,47 +160,43 @@ def sidecar(artifact: Artifact) -> dict[str, object]:
         "version": artifact.version,
         "file": artifact.file,
         "sha256": artifact.sha256,
+        "model": artifact.model,
         "feature_names": list(artifact.features),
-        "inputs": [{"name": n, "kind": FEATURES_BY_NAME[n].kind} for n in artifact.features],
+        "inputs": [{"name": n, "kind": artifact.kinds.get(n, "numeric")} for n in artifact.features],
+        "protected_features": list(artifact.protected_features),
+        "contributions": _contributions_note(artifact),
         "metrics": artifact.metrics,
         "training_data_sha256": artifact.training_data_sha256,
         "trained_at": artifact.trained_at,
         "seed": artifact.seed,
+        "card": f"{artifact.key}.md",
     }
 
 
-def write(artifact: Artifact, out_dir: Path, promote: bool) -> Path:
-    """Write the .onnx file, its sidecar and the updated registry; return the .onnx path.
-
-    Refuses, before writing anything, to replace a released version's file with different bytes.
-    """
-    onnx_path, registry_path = out_dir / artifact.file, out_dir / registry.FILE_NAME
-    if onnx_path.exists() and (released := sha256_of(onnx_path)) != artifact.sha256:
-        raise ExportError(
-            f"{onnx_path} exists with different bytes (sha256 {released}, new {artifact.sha256}). "
-            "Released versions are immutable: choose another --version, or delete the file deliberately."
-        )
-    current = registry.parse(registry_path.read_text()) if registry_path.exists() else registry.empty()
-    entry: registry.ModelEntry = {
-        "name": artifact.name,
-        "version": artifact.version,
-        "file": artifact.file,
-        "sha256": artifact.sha256,
-        "metrics": artifact.metrics,
-    }
-    updated = registry.register(current, artifact.key, entry, promote)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(onnx_path, artifact.onnx_bytes)
-    _write_atomic(out_dir / f"{artifact.key}.json", (json.dumps(sidecar(artifact), indent=2) + "\n").encode())
-    _write_atomic(registry_path, registry.dump(updated).encode())
-    return onnx_path
+def _graph(
+    pipeline: Pipeline, frame: pd.DataFrame, features: Sequence[str], kinds: dict[str, Kind], graph_name: str
+) -> tuple[Terms, onnx.ModelProto]:
+    if isinstance(pipeline.named_steps["classifier"], LogisticRegression):
+        linear = onnx_graph.linear_terms(pipeline, frame, features)
+        return linear, onnx_graph.to_onnx(pipeline, features, linear, graph_name, kinds)
+    occlusion = onnx_occlusion.occlusion_terms(pipeline, frame, features, kinds)
+    return occlusion, onnx_occlusion.to_onnx(pipeline, features, occlusion, graph_name, kinds)
 
 
-def _max_diff(actual: NDArray[Any], expected: NDArray[Any]) -> float:
-    return float(np.max(np.abs(actual.astype(np.float64) - expected)))
+def _contributions_note(artifact: Artifact) -> dict[str, object]:
+    if isinstance(artifact.terms, OcclusionTerms):
+        return {
+            "method": onnx_occlusion.METHOD,
+            "reference": artifact.terms.reference,
+            "rows_per_input_row": artifact.terms.rows_per_input_row,
+        }
+    return {"method": LINEAR_METHOD, "reference": "training mean of each encoded column", "rows_per_input_row": 1}
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
+def _first_line(error: BaseException) -> str:
+    """The error's first line, shortened, plus its cause's: converter errors wrap the real reason."""
+    text = (str(error).strip() or repr(error)).splitlines()[0][:160]
+    cause = error.__cause__ or error.__context__
+    if cause is not None and str(cause).strip():
+        text += f" (caused by {type(cause).__name__}: {str(cause).strip().splitlines()[0][:200]})"
+    return text
