@@ -39,7 +39,10 @@ class Settings(BaseSettings):
 
     # librdkafka timing. Tansu holds a fetch until max-wait expires even when data is there, and holds
     # JoinGroup for about half the session timeout, so both are kept short; both are valid on Kafka.
-    fetch_max_wait_ms: int = Field(10, ge=1, description="fetch.wait.max.ms for our consumers.")
+    fetch_max_wait_ms: int = Field(10, ge=1, description="fetch.wait.max.ms of the scoring consumer.")
+    audit_fetch_max_wait_ms: int = Field(
+        500, ge=1, description="fetch.wait.max.ms of the audit consumer (latency matters less than broker load)."
+    )
     session_timeout_ms: int = Field(6000, ge=1000, description="session.timeout.ms (Kafka's minimum: 6000).")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="heartbeat.interval.ms.")
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")

@@ -131,7 +131,7 @@ class PipelineService(mode.Service):
         sink = AuditSink(s.database_url.get_secret_value())
         agent = AuditAgent(sink, Publisher(producer_config(s)), s.dlq_topic)
         return BatchLoop(
-            "audit", consumer_config(s, s.audit_group()), [s.decision_topic], agent,
+            "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], agent,
             max_batch=s.audit_batch_max_rows, max_wait_s=s.batch_max_wait_ms / 1000,
             max_backoff_s=s.audit_retry_max_s,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),

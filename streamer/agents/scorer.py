@@ -17,7 +17,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from schemas.application import LoanApplication
 from streamer import metrics
 from streamer.agents.dead_letters import dead_letter
-from streamer.kafka.publisher import OutboundRecord, Publisher
+from streamer.kafka.publisher import OutboundRecord, PendingDelivery, Publisher
 from streamer.logging import get_logger
 from streamer.model import OnnxScorer
 from streamer.policy import OUTCOMES, DecisionPolicy
@@ -50,7 +50,9 @@ class ScoringAgent:
         self._max_event_bytes = max_event_bytes
         self._encoders: dict[int, DecisionEncoder] = {}
 
-    def __call__(self, batch: Sequence[Message]) -> None:
+    def __call__(self, batch: Sequence[Message]) -> PendingDelivery:
+        """Score the batch and hand its decisions and dead letters to the producer; the acknowledgements
+        arrive while the next batch is scored (the batch loop commits once they are all in)."""
         started = time.perf_counter()
         valid: list[tuple[Message, LoanApplication]] = []
         rejected: list[tuple[Message, Rejection, str]] = []
@@ -67,8 +69,10 @@ class ScoringAgent:
         outbound.extend(
             OutboundRecord(self._topics.decisions, d.application_id.encode(), d.value) for d in decisions
         )
-        self._publisher.publish(outbound)
-        self._count(batch, decisions, [r for _, r, _ in rejected], scorer, started)
+        rejections = [r for _, r, _ in rejected]
+        return self._publisher.publish_async(
+            outbound, on_success=lambda: self._count(batch, decisions, rejections, scorer, started)
+        )
 
     def _decide(
         self, scorer: OnnxScorer, valid: list[tuple[Message, LoanApplication]]
@@ -113,7 +117,7 @@ class ScoringAgent:
         scorer: OnnxScorer,
         started: float,
     ) -> None:
-        """Counted only after the broker acknowledged the batch, so a retried batch is not counted twice."""
+        """Counted once the broker acknowledged the whole batch, so a retried batch is not counted twice."""
         metrics.APPLICATIONS_CONSUMED.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
         for rejection in rejections:

@@ -1,30 +1,80 @@
-"""A consumer loop that hands micro-batches to a handler and commits offsets only after it returns.
+"""A consumer loop that hands micro-batches to a handler and commits offsets only after their work is durable.
 
-The handler makes a batch's effects durable (decisions acknowledged by the broker, audit rows committed)
-or raises. On a raise nothing is committed: the loop pauses its partitions, backs off and hands the same
-batch over again, so a broker or database outage delays work but never skips it. A rebalance while a
-batch is held drops the batch uncommitted; whoever owns the partitions next re-reads it.
+A handler either finishes the batch's work before it returns (returns None: e.g. the audit transaction
+committed) or starts it and returns a `Pending` (the scoring agent: decisions handed to the producer,
+acknowledgements on their way). Up to `max_in_flight` batches are pending at once, so the broker's
+acknowledgement of one batch overlaps the scoring of the next; offsets advance only over the oldest
+batches that are durable, in order.
+
+When a batch fails (its handler raised, or a record was not acknowledged) nothing past it is committed:
+the loop lets the other batches in flight finish, pauses its partitions, and hands every failed batch
+over again, in order, with back-off, until it is durable. A broker or database outage delays work but
+never skips it. A rebalance waits for the batches in flight, commits the durable ones and drops the
+rest uncommitted; whoever owns the partitions next re-reads them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from streamer.logging import get_logger
 
 log = get_logger(__name__)
 
-BatchHandler = Callable[[Sequence[Message]], None]
 IDLE_POLL_S = 0.5
+BUSY_POLL_S = 0.002  # while batches are in flight: look for new records, then check acknowledgements
+DRAIN_TIMEOUT_S = 60.0
+CHECK_POSITIONS_S = 5.0
+STALL_S = 30.0
+
+
+class Pending(Protocol):
+    """Work a handler started for one batch."""
+
+    def finished(self) -> bool:
+        """True once the work is durable or has failed; may do I/O to find out."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to `timeout_s` for the work to finish; True if it did."""
+
+    def failure(self) -> Exception | None:
+        """Why the work failed, once finished; None if it is durable."""
+
+    def succeeded(self) -> None:
+        """Called once, after the batch's offsets are marked for commit (metrics, logs)."""
+
+
+class HandlerRaised:
+    """A Pending for a handler that raised: finished, and failed."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def finished(self) -> bool:
+        return True
+
+    def wait(self, timeout_s: float) -> bool:
+        return True
+
+    def failure(self) -> Exception | None:
+        return self._error
+
+    def succeeded(self) -> None:
+        return None
+
+
+BatchHandler = Callable[[Sequence[Message]], Pending | None]
+InFlight = tuple[list[Message], Pending | None]
 
 
 class BatchLoop:
-    """One consumer, one thread. `start()` returns at once; `stop()` finishes the current batch first."""
+    """One consumer, one thread. `start()` returns at once; `stop()` finishes the batches in flight first."""
 
     def __init__(
         self,
@@ -36,6 +86,7 @@ class BatchLoop:
         max_wait_s: float,
         max_backoff_s: float = 10.0,
         on_failure: Callable[[Exception], None] | None = None,
+        max_in_flight: int = 4,
     ) -> None:
         self.name = name
         self._config = consumer_config
@@ -45,10 +96,15 @@ class BatchLoop:
         self._max_wait_s = max_wait_s
         self._max_backoff_s = max_backoff_s
         self._on_failure = on_failure
+        self._max_in_flight = max(1, max_in_flight)
+        self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
         self._revoked = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._committed: dict[tuple[str, int], int] = {}
+        self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
+        self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
+        self._next_check = 0.0
         self.assigned = threading.Event()
         self.crashed: BaseException | None = None
 
@@ -63,13 +119,21 @@ class BatchLoop:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        consumer = Consumer(self._config)
+        consumer = Consumer({**self._config, "on_commit": self._on_commit})
         try:
             consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stopping.is_set():
+                self._settle(consumer)
+                self._check_positions(consumer)
+                if len(self._in_flight) >= self._max_in_flight:
+                    pending = self._in_flight[0][1]
+                    if pending is not None:
+                        pending.wait(0.05)
+                    continue
                 batch = self._next_batch(consumer)
-                if batch and self._handle(consumer, batch):
-                    self._commit(consumer, batch)
+                if batch:
+                    self._submit(batch)
+            self._drain(consumer)
         except BaseException as exc:  # surfaced to the app's supervisor, which stops the worker
             self.crashed = exc
             log.exception("batch_loop_crashed", loop=self.name)
@@ -78,8 +142,9 @@ class BatchLoop:
             self._close(consumer)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
-        # Block briefly for the first record, then take what arrives within max_wait, up to max_batch.
-        first = consumer.poll(IDLE_POLL_S)
+        # Wait for a first record (briefly while batches are in flight), then take what arrives within
+        # max_wait, up to max_batch.
+        first = consumer.poll(BUSY_POLL_S if self._in_flight else IDLE_POLL_S)
         if first is None:
             return []
         rest = consumer.consume(self._max_batch - 1, self._max_wait_s) if self._max_batch > 1 else []
@@ -93,45 +158,197 @@ class BatchLoop:
             log.warning("consumer_error", loop=self.name, error=str(error))
         return False
 
-    def _handle(self, consumer: Consumer, batch: list[Message]) -> bool:
-        """True once the handler succeeded; False if the batch was dropped by a rebalance or a stop."""
-        self._revoked.clear()
-        backoff = 0.1
-        paused: list[TopicPartition] = []
+    def _submit(self, batch: list[Message]) -> None:
         try:
-            while True:
-                try:
-                    self._handler(batch)
-                    return True
-                except Exception as exc:
-                    log.warning("batch_failed", loop=self.name, error=repr(exc), retry_in_s=round(backoff, 2))
-                    if self._on_failure:
-                        self._on_failure(exc)
-                if not paused:
-                    paused = consumer.assignment()
-                    consumer.pause(paused)
-                if not self._wait_alive(consumer, backoff):
-                    return False
-                backoff = min(backoff * 2, self._max_backoff_s)
+            pending = self._handler(batch)
+        except Exception as exc:
+            pending = HandlerRaised(exc)
+        self._in_flight.append((batch, pending))
+
+    def _settle(self, consumer: Consumer) -> None:
+        """Commit the oldest batches in flight that are durable; recover from the first that failed."""
+        durable: list[InFlight] = []
+        while self._in_flight:
+            pending = self._in_flight[0][1]
+            if pending is not None and not pending.finished():
+                break
+            failure = pending.failure() if pending is not None else None
+            if failure is not None:
+                self._finish(consumer, durable)
+                self._recover(consumer, failure)
+                return
+            durable.append(self._in_flight.popleft())
+        self._finish(consumer, durable)
+
+    def _finish(self, consumer: Consumer, durable: list[InFlight]) -> None:
+        if not durable:
+            return
+        for batch, _ in durable:
+            self._mark(batch)
+        self._commit(consumer, asynchronous=True)
+        for _, pending in durable:
+            if pending is not None:
+                pending.succeeded()
+
+    def _recover(self, consumer: Consumer, failure: Exception) -> None:
+        """Redo every failed batch in flight, in order, until durable; then commit them all."""
+        self._revoked.clear()
+        backlog = list(self._in_flight)
+        self._in_flight.clear()
+        for _, pending in backlog:  # let the others finish before anything is redone
+            if pending is not None:
+                pending.wait(DRAIN_TIMEOUT_S)
+        paused = consumer.assignment()
+        consumer.pause(paused)
+        try:
+            for batch, pending in backlog:
+                error = pending.failure() if pending is not None else None
+                if error is None:
+                    if pending is not None:
+                        pending.succeeded()
+                elif not self._redo(consumer, batch, error):
+                    return  # dropped by a rebalance or a stop: nothing past the failure is committed
+                self._mark(batch)
+            self._commit(consumer, asynchronous=True)
         finally:
-            if paused and not self._revoked.is_set():
+            if not self._revoked.is_set():
                 consumer.resume(paused)
+
+    def _redo(self, consumer: Consumer, batch: list[Message], error: Exception) -> bool:
+        """Hand the batch over again until its work is durable; False if a rebalance or a stop came first."""
+        backoff = 0.1
+        last: Exception | None = error
+        while last is not None:
+            log.warning("batch_failed", loop=self.name, error=repr(last), retry_in_s=round(backoff, 2))
+            if self._on_failure:
+                self._on_failure(last)
+            if not self._wait_alive(consumer, backoff):
+                return False
+            backoff = min(backoff * 2, self._max_backoff_s)
+            try:
+                pending = self._handler(batch)
+            except Exception as exc:
+                last = exc
+                continue
+            if pending is None:
+                return True
+            while not pending.wait(0.2):
+                if not self._wait_alive(consumer, 0.0):
+                    return False
+            last = pending.failure()
+            if last is None:
+                pending.succeeded()
+        return True
 
     def _wait_alive(self, consumer: Consumer, seconds: float) -> bool:
         """Sleep while serving the group protocol; False if a rebalance or a stop invalidates the batch."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while True:
             if self._stopping.is_set() or self._revoked.is_set():
                 return False
-            consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))  # paused: returns no records
-        return not (self._stopping.is_set() or self._revoked.is_set())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            consumer.poll(min(0.2, remaining))  # paused: returns no records
 
-    def _commit(self, consumer: Consumer, batch: Sequence[Message]) -> None:
+    def _mark(self, batch: Sequence[Message]) -> None:
+        now = time.monotonic()
         for m in batch:
             key = (m.topic() or "", m.partition() or 0)
             self._committed[key] = max(self._committed.get(key, -1), (m.offset() or 0) + 1)
+            self._progress[key] = (self._committed[key], now)
+
+    def _check_positions(self, consumer: Consumer) -> None:
+        """Every few seconds, look for a broker that lost its log, and for a stuck fetcher.
+
+        Lost log (Tansu keeps it in memory; Apache Kafka keeps it, or answers OFFSET_OUT_OF_RANGE): a
+        position past the log end the broker reported, or committed offsets the broker acknowledged and
+        no longer has. Those partitions start over from the beginning of the new log. Stuck fetcher:
+        records waiting and no progress for STALL_S; seeking to the position restarts it.
+        """
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_POSITIONS_S
+        assignment = consumer.assignment()
+        if not assignment:
+            return
+        lost = self._lost_partitions(consumer, assignment)
+        if lost:
+            self._drain(consumer)  # whatever is in flight belongs to the old log
+            for key in lost:
+                self._committed.pop(key, None)
+                self._acknowledged.pop(key, None)
+                self._progress.pop(key, None)
+                consumer.seek(TopicPartition(key[0], key[1], OFFSET_BEGINNING))
+            log.warning("broker_lost_log", loop=self.name, partitions=sorted(lost))
+            return
+        for tp in consumer.position(assignment):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            key = (tp.topic, tp.partition)
+            if 0 <= tp.offset < high:
+                last_offset, since = self._progress.setdefault(key, (-1, now))
+                if now - since > STALL_S and last_offset <= tp.offset:
+                    log.warning("partition_stalled", loop=self.name, partition=key, position=tp.offset, end=high)
+                    self._progress[key] = (last_offset, now)
+                    consumer.seek(tp)
+
+    def _lost_partitions(self, consumer: Consumer, assignment: list[TopicPartition]) -> set[tuple[str, int]]:
+        lost = set()
+        for tp in consumer.position(assignment):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if 0 <= high < tp.offset:
+                lost.add((tp.topic, tp.partition))
+        acknowledged = {k: v for k, v in self._acknowledged.items() if v > 0}
+        if acknowledged:
+            try:
+                stored = consumer.committed(
+                    [TopicPartition(t, p) for (t, p) in acknowledged], timeout=5.0
+                )
+            except Exception as exc:  # the broker may be away right now; ask again next time
+                log.warning("committed_offsets_unavailable", loop=self.name, error=repr(exc))
+                return lost
+            for tp in stored:
+                key = (tp.topic, tp.partition)
+                if tp.error is None and tp.offset < acknowledged[key]:
+                    lost.add(key)
+        return lost
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Remember what the broker acknowledged, to notice when a restarted broker no longer has it."""
+        if error is not None:
+            return
+        for tp in partitions:
+            if tp.error is None and tp.offset >= 0:
+                key = (tp.topic, tp.partition)
+                self._acknowledged[key] = max(self._acknowledged.get(key, -1), tp.offset)
+
+    def _commit(self, consumer: Consumer, asynchronous: bool) -> None:
+        if not self._committed:
+            return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()]
-        consumer.commit(offsets=offsets, asynchronous=True)
+        if asynchronous:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        else:
+            consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _drain(self, consumer: Consumer) -> None:
+        """Before a rebalance or a stop: wait for the batches in flight; commit those that are durable."""
+        for _, pending in self._in_flight:
+            if pending is not None:
+                pending.wait(DRAIN_TIMEOUT_S)
+        durable: list[InFlight] = []
+        while self._in_flight:
+            pending = self._in_flight[0][1]
+            if pending is not None and (not pending.finished() or pending.failure() is not None):
+                break  # this one and everything after it is re-read by the next owner
+            durable.append(self._in_flight.popleft())
+        self._in_flight.clear()
+        for batch, _ in durable:
+            self._mark(batch)
+        for _, pending in durable:
+            if pending is not None:
+                pending.succeeded()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
@@ -139,22 +356,23 @@ class BatchLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.set()
+        self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
         done = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in revoked]
         if done:
             try:
                 consumer.commit(offsets=done, asynchronous=False)
-            except Exception as exc:  # already committed asynchronously; this is belt and braces
+            except Exception as exc:  # the next owner re-reads these; duplicates, not loss
                 log.warning("commit_on_revoke_failed", loop=self.name, error=repr(exc))
         for key in revoked:
             self._committed.pop(key, None)
+            self._progress.pop(key, None)
+            self._acknowledged.pop(key, None)
         log.info("partitions_revoked", loop=self.name, partitions=sorted(revoked))
 
     def _close(self, consumer: Consumer) -> None:
         try:
-            if self._committed:
-                offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()]
-                consumer.commit(offsets=offsets, asynchronous=False)
+            self._commit(consumer, asynchronous=False)
         except Exception as exc:
             log.warning("final_commit_failed", loop=self.name, error=repr(exc))
         consumer.close()

@@ -27,7 +27,7 @@ def common_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
+def consumer_config(settings: Settings, group_id: str, fetch_max_wait_ms: int | None = None) -> dict[str, Any]:
     """Manual commits only: offsets are committed by the batch loop after the batch's work is durable."""
     return {
         **common_config(settings),
@@ -39,7 +39,7 @@ def consumer_config(settings: Settings, group_id: str) -> dict[str, Any]:
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
-        "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        "fetch.wait.max.ms": fetch_max_wait_ms or settings.fetch_max_wait_ms,
     }
 
 

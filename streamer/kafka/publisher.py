@@ -1,9 +1,10 @@
-"""Produce a batch of records and return only when the broker has acknowledged every one of them."""
+"""Produce records and know when the broker has acknowledged every one of them."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -25,68 +26,129 @@ class DeliveryFailed(Exception):
     """The broker did not acknowledge some records; the batch must be retried (ids make that safe)."""
 
 
+class PendingDelivery:
+    """The acknowledgements of one batch of records (a `batch_loop.Pending`)."""
+
+    def __init__(self, publisher: Publisher, count: int, on_success: Callable[[], None] | None) -> None:
+        self._publisher = publisher
+        self._remaining = count
+        self._errors: list[KafkaError] = []
+        self._raised: Exception | None = None
+        self._on_success = on_success
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        self._remaining -= 1
+        if error is not None:
+            self._errors.append(error)
+            self._publisher.note_error(error)
+        else:
+            self._publisher.record_delivery(message)
+
+    def fail(self, error: Exception) -> None:
+        self._raised = error
+
+    def finished(self) -> bool:
+        if self._remaining > 0 and self._raised is None:
+            self._publisher.serve(0)
+        return self._remaining <= 0 or self._raised is not None or self._publisher.fatal is not None
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.finished():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._publisher.serve(min(remaining, 0.05))
+        return True
+
+    def failure(self) -> Exception | None:
+        if self._raised is not None:
+            return self._raised
+        if self._errors:
+            return DeliveryFailed(f"{len(self._errors)} records not delivered: {self._errors[0]}")
+        if self._remaining > 0 and self._publisher.fatal is not None:
+            return DeliveryFailed(f"fatal producer error: {self._publisher.fatal}")
+        return None
+
+    def succeeded(self) -> None:
+        if self._on_success is not None:
+            self._on_success()
+
+
 class Publisher:
     """Wraps an idempotent Producer. Not thread-safe: one per batch loop."""
 
     def __init__(self, config: dict[str, object]) -> None:
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
-        self._fatal: KafkaError | None = None
-        self._errors: list[KafkaError] = []
+        self.fatal: KafkaError | None = None
         self._delivered_ends: dict[tuple[str, int], int] = {}
 
     def delivered_ends(self) -> dict[tuple[str, int], int]:
         """Per (topic, partition): one past the highest offset the broker acknowledged to us."""
         return dict(self._delivered_ends)
 
-    def publish(self, records: Sequence[OutboundRecord]) -> None:
-        if self._fatal is not None:
+    def publish_async(
+        self, records: Sequence[OutboundRecord], on_success: Callable[[], None] | None = None
+    ) -> PendingDelivery:
+        """Hand the records to the producer; the result says when all are acknowledged, or that one failed."""
+        if self.fatal is not None:
             self._renew()
-        self._errors.clear()
+        pending = PendingDelivery(self, len(records), on_success)
         try:
             for record in records:
-                self._produce(record)
+                self._produce(record, pending.on_delivery)
         except KafkaException as exc:  # a fatal producer error surfaces here; the retry renews the producer
-            raise DeliveryFailed(f"producer failed: {exc}") from exc
-        while len(self._producer) > 0 and self._fatal is None:
-            self._producer.flush(1.0)
-        if self._fatal is not None:
-            raise DeliveryFailed(f"fatal producer error: {self._fatal}")
-        if self._errors:
-            first = self._errors[0]
-            raise DeliveryFailed(f"{len(self._errors)} of {len(records)} records not delivered: {first}")
+            if exc.args and isinstance(exc.args[0], KafkaError):
+                self.note_error(exc.args[0])
+            pending.fail(DeliveryFailed(f"producer failed: {exc}"))
+        return pending
+
+    def publish(self, records: Sequence[OutboundRecord]) -> None:
+        """Produce and block until every record is acknowledged; raises DeliveryFailed otherwise."""
+        pending = self.publish_async(records)
+        while not pending.wait(1.0):
+            pass
+        failure = pending.failure()
+        if failure is not None:
+            raise failure
+
+    def serve(self, timeout_s: float) -> None:
+        """Run delivery callbacks that are due (librdkafka calls them only from poll/flush)."""
+        self._producer.poll(timeout_s)
+
+    def record_delivery(self, message: Message) -> None:
+        key = (message.topic() or "", message.partition() or 0)
+        end = (message.offset() or 0) + 1
+        if end > self._delivered_ends.get(key, 0):
+            self._delivered_ends[key] = end
 
     def close(self) -> None:
         self._producer.flush(10.0)
 
-    def _renew(self) -> None:
-        """An idempotent producer that hit a fatal error (e.g. a broker that lost its state) is unusable."""
-        log.warning("producer_renewed", after=str(self._fatal))
-        with contextlib.suppress(KafkaException):  # nothing more to salvage from it
-            self._producer.purge()
-        self._producer = Producer(self._config)
-        self._fatal = None
-
-    def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            self._fatal = error
-
-    def _produce(self, record: OutboundRecord) -> None:
+    def _produce(self, record: OutboundRecord, on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
         while True:
             try:
                 self._producer.produce(
-                    record.topic, value=record.value, key=record.key, headers=record.headers,
-                    on_delivery=self._on_delivery,
+                    record.topic, value=record.value, key=record.key, headers=record.headers or None,
+                    on_delivery=on_delivery,
                 )
                 return
             except BufferError:  # local queue full: let deliveries drain, then try again
                 self._producer.poll(0.05)
 
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._errors.append(error)
-            return
-        key = (message.topic() or "", message.partition() or 0)
-        end = (message.offset() or 0) + 1
-        if end > self._delivered_ends.get(key, 0):
-            self._delivered_ends[key] = end
+    def _renew(self) -> None:
+        """An idempotent producer that hit a fatal error (e.g. a broker that lost its state) is unusable."""
+        log.warning("producer_renewed", after=str(self.fatal))
+        with contextlib.suppress(KafkaException):  # nothing more to salvage from it
+            self._producer.purge()
+        self._producer = Producer(self._config)
+        self.fatal = None
+
+    def note_error(self, error: KafkaError) -> None:
+        """A fatal error (seen here, in a delivery report or raised by produce) retires this producer."""
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self.fatal = error
+
+    def _on_error(self, error: KafkaError) -> None:
+        self.note_error(error)
