@@ -1,0 +1,51 @@
+"""Sizes of the fault suite: one test body, a quick form for `make test` and a soak form for `make soak`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streamer.local import LocalStack
+from tests.conftest import REPO
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    kills: int  # test 1: SIGKILLs
+    kill_applications: int  # test 1: applications flowing meanwhile
+    postgres_down_s: float  # test 2
+    broker_frozen_s: float  # test 3
+    rebalance_applications: int  # test 4
+    poison_generated: int  # test 5: generated payloads (hypothesis seeds, mutated)
+    poison_seeds: int  # test 5: documents drawn by hypothesis-jsonschema
+    resubmit_after_s: float  # test 6
+    sigterm_applications: int  # test 7
+    overload_s: float  # test 8
+
+
+QUICK = Sizes("quick", kills=4, kill_applications=4_000, postgres_down_s=10, broker_frozen_s=10,
+              rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60, resubmit_after_s=3,
+              sigterm_applications=6_000, overload_s=15)
+SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30,
+             rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600, resubmit_after_s=120,
+             sigterm_applications=30_000, overload_s=60)
+
+
+@pytest.fixture(params=[pytest.param(QUICK, id="quick"), pytest.param(SOAK, id="soak", marks=pytest.mark.soak)])
+def size(request: pytest.FixtureRequest) -> Sizes:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """Servers of the test's own, for faults that would disturb every other test (broker, Postgres)."""
+    with LocalStack(tmp_path) as stack:
+        yield stack
+
+
+def own_stack_env(stack: LocalStack, **extra: str) -> dict[str, str]:
+    return stack.env(STREAMER_MODEL_DIR=str(REPO / "onnx_models"), STREAMER_TOPIC_PARTITIONS="4", **extra)

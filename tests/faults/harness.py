@@ -1,0 +1,312 @@
+"""Tools of the fault suite: load that remembers where each record landed, an account of what came out,
+the promise checked against it, and numbers read from the worker (RSS, committed lag).
+
+Everything waits on committed offsets and on records actually read, never on Tansu's high watermarks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import psycopg
+from confluent_kafka import Message, Producer
+
+from streamer.config import Settings
+from streamer.kafka.clients import producer_config
+from streamer.local import WorkerProcess
+from streamer.synthetic import ApplicationFactory
+from streamer.tally import TopicReader
+from tests.conftest import REPO
+from tests.integration.helpers import committed
+
+Position = tuple[int, int]  # (partition, offset) of a record in the input topic
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One input record, what it must become (`expected_reason` None: a decision) and under which id."""
+
+    key: bytes | None
+    value: bytes | None
+    expected_reason: str | None
+    application_id: str | None = None  # set for the ones that must become a decision
+    label: str = ""
+
+
+def synthetic(count: int, invalid_every: int, seed: int) -> list[Payload]:
+    """Synthetic applications, every `invalid_every`-th one invalid (about 1 % with 100)."""
+    out = []
+    for p in ApplicationFactory(seed=seed).mixed(count, invalid_every):
+        app_id = p.key.decode() if p.expected_reason is None else None
+        out.append(Payload(p.key, p.value, p.expected_reason, app_id))
+    return out
+
+
+class TrackedPublisher:
+    """Publishes payloads (optionally at a rate, in a thread) and remembers each one's input position."""
+
+    def __init__(self, settings: Settings, payloads: Sequence[Payload], rate_per_s: float | None = None) -> None:
+        self.settings = settings
+        self.payloads = list(payloads)
+        self.rate_per_s = rate_per_s
+        self.positions: list[Position | None] = [None] * len(self.payloads)
+        self.failures: list[str] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> TrackedPublisher:
+        producer = Producer({**producer_config(self.settings), "linger.ms": 5, "message.max.bytes": 12_000_000})
+        started = time.monotonic()
+        for i, payload in enumerate(self.payloads):
+            if self._stop.is_set():
+                break
+            while self.rate_per_s and (ahead := started + i / self.rate_per_s - time.monotonic()) > 0:
+                producer.poll(ahead)  # returns early when a delivery report is served; hence the loop
+            self._produce(producer, i, payload)
+            self.sent = i + 1
+            producer.poll(0)
+        while len(producer) > 0:
+            producer.flush(1.0)
+        missing = sum(p is None for p in self.positions[: self.sent])
+        if missing and not self.failures:
+            self.failures.append(f"{missing} records without a delivery report")
+        return self
+
+    def start(self) -> TrackedPublisher:
+        self._thread = threading.Thread(target=self.run, name="load", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout_s: float = 600.0) -> TrackedPublisher:
+        assert self._thread is not None
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the load generator did not finish"
+        assert not self.failures, f"the broker refused input records: {self.failures[:3]}"
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def ends(self) -> dict[tuple[str, int], int]:
+        """Per input partition, one past the highest offset acknowledged so far."""
+        out: dict[tuple[str, int], int] = {}
+        for pos in self.positions:
+            if pos is not None:
+                key = (self.settings.input_topic, pos[0])
+                out[key] = max(out.get(key, 0), pos[1] + 1)
+        return out
+
+    def _produce(self, producer: Producer, i: int, payload: Payload) -> None:
+        def on_delivery(error: object, message: Message) -> None:
+            if error is not None:
+                self.failures.append(str(error))
+            else:
+                self.positions[i] = (message.partition() or 0, message.offset() or 0)
+
+        while True:
+            try:
+                producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
+                                 on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+
+def publish_all(settings: Settings, payloads: Sequence[Payload], rate_per_s: float | None = None) -> TrackedPublisher:
+    publisher = TrackedPublisher(settings, payloads, rate_per_s).run()
+    assert not publisher.failures, publisher.failures[:3]
+    return publisher
+
+
+def committed_lag(settings: Settings, group: str, ends: dict[tuple[str, int], int]) -> int:
+    """Records produced (by our delivery reports) that `group` has not committed yet."""
+    done = committed(settings, group, list(ends))
+    return sum(max(0, end - max(done.get(k, 0), 0)) for k, end in ends.items())
+
+
+def wait_committed(settings: Settings, group: str, ends: dict[tuple[str, int], int], timeout_s: float) -> float:
+    """Block until `group` committed up to `ends`; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        done = committed(settings, group, list(ends))
+        if all(done.get(k, -1) >= v for k, v in ends.items()):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            behind = {k: (done.get(k), v) for k, v in ends.items() if done.get(k, -1) < v}
+            raise TimeoutError(f"{group} is behind after {timeout_s}s (committed, expected): {behind}")
+        time.sleep(0.25)
+
+
+@dataclass
+class Ledger:
+    """Every decision and dead letter read from the output topics."""
+
+    decisions: list[Message]
+    dead_letters: list[Message]
+
+    def decision_ids_by_application(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for record in self.decisions:
+            doc = json.loads(record.value() or b"{}")
+            out[doc["application_id"]].append(doc["decision_id"])
+        return out
+
+    def dead_letters_by_source(self) -> dict[Position, list[dict[str, bytes]]]:
+        out: dict[Position, list[dict[str, bytes]]] = defaultdict(list)
+        for record in self.dead_letters:
+            headers = dict(record.headers() or [])
+            out[(int(headers["dlq.source.partition"]), int(headers["dlq.source.offset"]))].append(headers)
+        return out
+
+
+def read_outputs(settings: Settings, quiet_s: float = 1.5) -> Ledger:
+    """Read both output topics until nothing new has arrived for `quiet_s`."""
+    decisions, dead = TopicReader(settings, settings.decision_topic), TopicReader(settings, settings.dlq_topic)
+    try:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s:
+            if decisions.read_more() + dead.read_more():
+                quiet_since = time.monotonic()
+        return Ledger(decisions.records, dead.records)
+    finally:
+        decisions.close()
+        dead.close()
+
+
+def settle(settings: Settings, input_ends: dict[tuple[str, int], int], timeout_s: float = 180.0) -> Ledger:
+    """Wait until the scorer committed all input and the audit committed all decisions; return the outputs."""
+    wait_committed(settings, settings.scorer_group(), input_ends, timeout_s)
+    ledger = read_outputs(settings)
+    decision_ends: dict[tuple[str, int], int] = {}
+    for m in ledger.decisions:
+        key = (m.topic() or "", m.partition() or 0)
+        decision_ends[key] = max(decision_ends.get(key, 0), (m.offset() or 0) + 1)
+    wait_committed(settings, settings.audit_group(), decision_ends, timeout_s)
+    return ledger
+
+
+@dataclass
+class Account:
+    """What the promise is checked on, and the counts a report wants."""
+
+    valid: int
+    invalid: int
+    decision_events: int
+    duplicate_decision_events: int
+    dead_letters: int
+    duplicate_dead_letters: int
+    audit_rows: int
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "dead_letter_reasons": dict(self.dead_letter_reasons)}
+
+
+def audit_rows(database_url: str) -> list[tuple[str, str]]:
+    """(decision_id, application_id) of every audit row."""
+    with psycopg.connect(database_url) as conn:
+        return [(str(r[0]), str(r[1])) for r in conn.execute("SELECT decision_id, application_id FROM decision_audit")]
+
+
+def check_promise(
+    ledger: Ledger, payloads: Sequence[Payload], positions: Sequence[Position | None], database_url: str,
+    extra_audited: Iterable[str] = (),
+) -> Account:
+    """Issue 5's promise, asserted record by record; duplicates from redelivery are counted, not failed.
+
+    - every valid application has >= 1 decision event, all of its events carry one decision_id, and no
+      decision exists for anything else;
+    - every invalid payload has >= 1 dead letter, found by its input position; all copies carry the reason
+      it must get (a copy is a redelivery of the same record, since the position identifies the record);
+      no valid payload is dead-lettered;
+    - the audit has exactly one row per valid application, under the decision events' decision_id.
+    """
+    assert all(p is not None for p in positions), "some payloads were never acknowledged by the broker"
+    valid = {p.application_id: p for p in payloads if p.expected_reason is None}
+    invalid = {pos: p for p, pos in zip(payloads, positions, strict=True) if p.expected_reason is not None}
+    assert None not in valid
+
+    by_app = ledger.decision_ids_by_application()
+    missing = set(valid) - set(by_app)
+    assert not missing, f"{len(missing)} valid applications got no decision, e.g. {sorted(missing)[:5]}"
+    unexpected = set(by_app) - set(valid)
+    assert not unexpected, f"decisions for applications that are not valid: {sorted(unexpected)[:5]}"
+    split = {a: ids for a, ids in by_app.items() if len(set(ids)) != 1}
+    assert not split, f"applications whose decision events carry different ids: {list(split.items())[:3]}"
+
+    by_source = ledger.dead_letters_by_source()
+    not_dead = set(invalid) - set(by_source)
+    labels = [invalid[p].label for p in sorted(not_dead)][:5]
+    assert not not_dead, f"{len(not_dead)} invalid payloads have no dead letter, e.g. {labels}"
+    wrongly_dead = set(by_source) - set(invalid)
+    examples = [by_source[p][0] for p in sorted(wrongly_dead)][:3]
+    assert not wrongly_dead, f"dead letters for records that are not invalid payloads: {examples}"
+    reasons: Counter[str] = Counter()
+    for pos, copies in by_source.items():
+        want = invalid[pos].expected_reason
+        got = {c["dlq.reason"].decode() for c in copies}
+        assert got == {want}, f"payload {invalid[pos].label!r} at {pos}: reason {got}, expected {want}"
+        assert all(c["dlq.stage"] == b"validation" for c in copies), copies
+        reasons[want or ""] += 1
+
+    rows = audit_rows(database_url)
+    row_apps = Counter(app for _, app in rows)
+    doubled = [a for a, n in row_apps.items() if n > 1]
+    assert not doubled, f"applications with more than one audit row: {doubled[:5]}"
+    expected_rows = set(valid) | set(extra_audited)
+    assert set(row_apps) == expected_rows, (
+        f"audit rows differ: {len(set(row_apps) - expected_rows)} extra, {len(expected_rows - set(row_apps))} missing"
+    )
+    wrong_id = [(d, a) for d, a in rows if a in by_app and d != by_app[a][0]]
+    assert not wrong_id, f"audit rows whose decision_id is not the published one: {wrong_id[:3]}"
+
+    decision_events = sum(len(ids) for ids in by_app.values())
+    dead_letters = sum(len(c) for c in by_source.values())
+    return Account(
+        valid=len(valid), invalid=len(invalid), decision_events=decision_events,
+        duplicate_decision_events=decision_events - len(by_app), dead_letters=dead_letters,
+        duplicate_dead_letters=dead_letters - len(by_source), audit_rows=len(rows), dead_letter_reasons=reasons,
+    )
+
+
+def rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+def log_events(worker_log: Path) -> Counter[str]:
+    """How often each structured event name appears in a worker's JSON log."""
+    events: Counter[str] = Counter()
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                events[str(json.loads(line).get("event"))] += 1
+            except ValueError:
+                continue
+    return events
+
+
+def spawn(env: dict[str, str], log: Path, workers: list[WorkerProcess], wait: bool = True) -> WorkerProcess:
+    """A worker with its own log file, registered for the fixtures' clean-up."""
+    worker = WorkerProcess(env, log, cwd=REPO).start()
+    workers.append(worker)
+    if wait:
+        worker.wait_ready()
+    return worker
+
+
+def report(size_name: str, test: str, numbers: dict[str, object]) -> None:
+    """Print the numbers; in soak mode also keep them in bench/results/faults-<test>.json."""
+    print(f"\n[faults:{size_name}] {test}: {json.dumps(numbers, sort_keys=True, default=str)}")
+    if size_name == "soak":
+        out = REPO / "bench" / "results" / f"faults-{test}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"test": test, "size": size_name, **numbers}, indent=2, sort_keys=True,
+                                  default=str) + "\n")
