@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/checkov/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck schemas model clean all
+.PHONY: help demo test soak bench lint typecheck schemas model clean all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 test: $(STAMP) $(CHECKOV) lint ## Lint, type-check and run the whole suite against the embedded servers
 	$(PY) -m pytest
 
+soak: $(STAMP) ## The fault suite at full size (kills, outages, poison, overload); counts go to bench/results/
+	$(PY) -m pytest -m soak tests/faults -s
+
 lint: $(STAMP) ## ruff, mypy (strict), bandit, pip-audit (says SKIPPED when its service is unreachable)
-	$(VENV)/bin/ruff check streamer schemas training tests deploy
+	$(VENV)/bin/ruff check streamer schemas training tests deploy bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r streamer schemas training
 	$(PY) deploy/pip_audit_gate.py
@@ -47,3 +50,6 @@ all: lint test
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP) ## streamer side by side with the baselines on the embedded servers; writes bench/results/
+	$(PY) -m bench.run
