@@ -211,7 +211,7 @@ def publish_now(settings: Settings, payloads: list[SamplePayload]) -> None:
 
 def offer(settings: Settings, payloads: list[SamplePayload], rate: float) -> dict[bytes, float]:
     """Send at a steady `rate`; returns each key's send time."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 1})
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
     sent: dict[bytes, float] = {}
     started = time.monotonic()
     for i, p in enumerate(payloads):

@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000, description="session.timeout.ms (Kafka's minimum: 6000).")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="heartbeat.interval.ms.")
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
-    linger_ms: int = Field(2, ge=0, description="Producer linger.ms for decision and DLQ events.")
+    linger_ms: int = Field(5, ge=0, description="Producer linger.ms for decision and DLQ events (Kafka 4's default).")
+    gil_switch_interval_s: float = Field(
+        0.0005, gt=0, description="sys.setswitchinterval in the worker; shorter hands the GIL between the loops sooner."
+    )
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security.protocol."

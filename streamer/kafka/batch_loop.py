@@ -87,6 +87,7 @@ class BatchLoop:
         max_backoff_s: float = 10.0,
         on_failure: Callable[[Exception], None] | None = None,
         max_in_flight: int = 4,
+        commit_interval_s: float = 0.1,
     ) -> None:
         self.name = name
         self._config = consumer_config
@@ -97,6 +98,8 @@ class BatchLoop:
         self._max_backoff_s = max_backoff_s
         self._on_failure = on_failure
         self._max_in_flight = max(1, max_in_flight)
+        self._commit_interval_s = commit_interval_s
+        self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
         self._revoked = threading.Event()
@@ -185,7 +188,12 @@ class BatchLoop:
             return
         for batch, _ in durable:
             self._mark(batch)
-        self._commit(consumer, asynchronous=True)
+        # Commit at most every commit_interval_s while busy (each commit is a request to the broker); at
+        # once when nothing else is in flight, so an idle loop has everything committed.
+        now = time.monotonic()
+        if not self._in_flight or now - self._last_commit >= self._commit_interval_s:
+            self._commit(consumer, asynchronous=True)
+            self._last_commit = now
         for _, pending in durable:
             if pending is not None:
                 pending.succeeded()
