@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(1500, ge=100, description="heartbeat.interval.ms.")
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
     linger_ms: int = Field(5, ge=0, description="Producer linger.ms for decision and DLQ events (Kafka 4's default).")
+    delivery_timeout_ms: int = Field(
+        30_000, ge=1000,
+        description="Producer message.timeout.ms: a record not acknowledged by then fails its batch, which is redone "
+        "on a new producer.",
+    )
     gil_switch_interval_s: float = Field(
         0.0005, gt=0, description="sys.setswitchinterval in the worker; shorter hands the GIL between the loops sooner."
     )

@@ -73,6 +73,15 @@ BatchHandler = Callable[[Sequence[Message]], Pending | None]
 InFlight = tuple[list[Message], Pending | None]
 
 
+def _verdict(pending: Pending | None) -> Exception | None:
+    """Why a batch's work is not durable, or None when it is; a batch still waiting counts as failed."""
+    if pending is None:
+        return None
+    if not pending.finished():
+        return TimeoutError(f"not durable after {DRAIN_TIMEOUT_S:.0f} s")
+    return pending.failure()
+
+
 class BatchLoop:
     """One consumer, one thread. `start()` returns at once; `stop()` finishes the batches in flight first."""
 
@@ -203,14 +212,16 @@ class BatchLoop:
         self._revoked.clear()
         backlog = list(self._in_flight)
         self._in_flight.clear()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
         for _, pending in backlog:  # let the others finish before anything is redone
             if pending is not None:
-                pending.wait(DRAIN_TIMEOUT_S)
+                pending.wait(max(0.0, deadline - time.monotonic()))
+        # Judge every batch before any is redone: a redo may replace the producer the others depend on.
+        judged = [(batch, pending, _verdict(pending)) for batch, pending in backlog]
         paused = consumer.assignment()
         consumer.pause(paused)
         try:
-            for batch, pending in backlog:
-                error = pending.failure() if pending is not None else None
+            for batch, pending, error in judged:
                 if error is None:
                     if pending is not None:
                         pending.succeeded()
@@ -342,9 +353,10 @@ class BatchLoop:
 
     def _drain(self, consumer: Consumer) -> None:
         """Before a rebalance or a stop: wait for the batches in flight; commit those that are durable."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S  # for all of them together: a rebalance is waiting
         for _, pending in self._in_flight:
             if pending is not None:
-                pending.wait(DRAIN_TIMEOUT_S)
+                pending.wait(max(0.0, deadline - time.monotonic()))
         durable: list[InFlight] = []
         while self._in_flight:
             pending = self._in_flight[0][1]

@@ -50,4 +50,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": settings.linger_ms,
+        # A bound on a silent wait: a broker that restarted empty (Tansu) answers every produce of the old
+        # producer id with UNKNOWN_PRODUCER_ID, which librdkafka retries until this timeout, whereupon the
+        # publisher replaces the producer. librdkafka's default is 5 minutes.
+        "message.timeout.ms": settings.delivery_timeout_ms,
     }

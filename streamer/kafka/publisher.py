@@ -35,6 +35,7 @@ class PendingDelivery:
         self._errors: list[KafkaError] = []
         self._raised: Exception | None = None
         self._on_success = on_success
+        self._generation = publisher.generation  # a replaced producer never reports on these records
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
         self._remaining -= 1
@@ -48,9 +49,14 @@ class PendingDelivery:
         self._raised = error
 
     def finished(self) -> bool:
-        if self._remaining > 0 and self._raised is None:
+        if self._remaining > 0 and self._raised is None and not self._orphaned():
             self._publisher.serve(0)
-        return self._remaining <= 0 or self._raised is not None or self._publisher.fatal is not None
+        return (
+            self._remaining <= 0 or self._raised is not None or self._publisher.fatal is not None or self._orphaned()
+        )
+
+    def _orphaned(self) -> bool:
+        return self._generation != self._publisher.generation
 
     def wait(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -68,6 +74,8 @@ class PendingDelivery:
             return DeliveryFailed(f"{len(self._errors)} records not delivered: {self._errors[0]}")
         if self._remaining > 0 and self._publisher.fatal is not None:
             return DeliveryFailed(f"fatal producer error: {self._publisher.fatal}")
+        if self._remaining > 0 and self._orphaned():
+            return DeliveryFailed(f"{self._remaining} records dropped with a replaced producer")
         return None
 
     def succeeded(self) -> None:
@@ -82,6 +90,7 @@ class Publisher:
         self._config = {**config, "error_cb": self._on_error}
         self._producer = Producer(self._config)
         self.fatal: KafkaError | None = None
+        self.generation = 0
         self._delivered_ends: dict[tuple[str, int], int] = {}
 
     def delivered_ends(self) -> dict[tuple[str, int], int]:
@@ -143,11 +152,16 @@ class Publisher:
         with contextlib.suppress(KafkaException):  # nothing more to salvage from it
             self._producer.purge()
         self._producer = Producer(self._config)
+        self.generation += 1
         self.fatal = None
 
     def note_error(self, error: KafkaError) -> None:
-        """A fatal error (seen here, in a delivery report or raised by produce) retires this producer."""
-        if error.fatal() or error.code() == KafkaError._FATAL:
+        """A fatal error (seen here, in a delivery report or raised by produce) retires this producer.
+
+        So does a record that timed out: the producer may be stuck on an id the broker no longer knows
+        (a broker that restarted empty), and a new producer gets a new id.
+        """
+        if error.fatal() or error.code() in (KafkaError._FATAL, KafkaError._MSG_TIMED_OUT):
             self.fatal = error
 
     def _on_error(self, error: KafkaError) -> None:

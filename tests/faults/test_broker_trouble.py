@@ -93,7 +93,8 @@ def test_a_broker_restarted_empty_is_reconnected_to_without_a_worker_restart(
     created_by_test = ensure_topics(s, [s.input_topic, s.decision_topic, s.dlq_topic])
     fresh = synthetic(3_000, 100, seed=113)  # more than before: kept old positions show as a gap
     second = publish_all(s, fresh)
-    ledger = settle(s, second.ends(), timeout_s=60)  # topic check every 15 s, metadata every 10 s
+    # Up to a delivery timeout (30 s) for the old producer id to be given up, then a group rejoin.
+    ledger = settle(s, second.ends(), timeout_s=90)
     recovered_s = time.monotonic() - restarted
     account = check_promise(ledger, fresh, second.positions, own_stack.postgres.url, extra_audited=before)
     offsets = committed(s, s.scorer_group(), list(second.ends()))

@@ -1,0 +1,47 @@
+"""A batch handed to a producer that is then replaced is reported failed, so it is redone, never skipped.
+
+No broker is needed: nothing listens on the address, so no record is ever acknowledged.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError
+
+from streamer.kafka.batch_loop import _verdict
+from streamer.kafka.publisher import DeliveryFailed, OutboundRecord, Publisher
+
+NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "enable.idempotence": True, "message.timeout.ms": 60_000}
+
+
+def _records(n: int) -> list[OutboundRecord]:
+    return [OutboundRecord("decisions", key=f"app-{i}".encode(), value=b"{}") for i in range(n)]
+
+
+class TestPendingDelivery:
+    def test_a_batch_waiting_for_acknowledgement_is_not_durable(self) -> None:
+        publisher = Publisher(NOWHERE)
+        pending = publisher.publish_async(_records(3))
+
+        assert not pending.wait(0.2)
+        assert isinstance(_verdict(pending), TimeoutError)
+
+    def test_records_on_a_timed_out_producer_fail_and_the_next_batch_gets_a_new_producer(self) -> None:
+        publisher = Publisher(NOWHERE)
+        waiting = publisher.publish_async(_records(3))
+        publisher.note_error(KafkaError(KafkaError._MSG_TIMED_OUT))  # as a delivery report would
+
+        assert waiting.finished()
+        assert isinstance(waiting.failure(), DeliveryFailed)
+
+        publisher.publish_async(_records(1))  # replaces the producer
+        assert publisher.generation == 1
+        failure = waiting.failure()  # judged after the replacement: still failed, not "no errors seen"
+        assert isinstance(failure, DeliveryFailed) and "replaced producer" in str(failure)
+        assert isinstance(_verdict(waiting), DeliveryFailed)
+
+    def test_a_transient_error_does_not_replace_the_producer(self) -> None:
+        publisher = Publisher(NOWHERE)
+        publisher.note_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+        publisher.publish_async(_records(1))
+
+        assert publisher.fatal is None and publisher.generation == 0
