@@ -15,6 +15,7 @@ rest uncommitted; whoever owns the partitions next re-reads them.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -146,8 +147,8 @@ class BatchLoop:
                 if batch:
                     self._submit(batch)
             self._drain(consumer)
-        except BaseException as exc:  # surfaced to the app's supervisor, which stops the worker
-            self.crashed = exc
+        except:  # not BaseException: confluent-kafka raises KafkaError, outside that hierarchy
+            self.crashed = sys.exc_info()[1]  # the app's supervisor sees the thread gone and stops the worker
             log.exception("batch_loop_crashed", loop=self.name)
             raise
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -124,7 +125,7 @@ class Publisher:
 
     def serve(self, timeout_s: float) -> None:
         """Run delivery callbacks that are due (librdkafka calls them only from poll/flush)."""
-        self._producer.poll(timeout_s)
+        self._guarded(self._producer.poll, timeout_s)
 
     def record_delivery(self, message: Message) -> None:
         key = (message.topic() or "", message.partition() or 0)
@@ -133,7 +134,7 @@ class Publisher:
             self._delivered_ends[key] = end
 
     def close(self) -> None:
-        self._producer.flush(10.0)
+        self._guarded(self._producer.flush, 10.0)
 
     def _produce(self, record: OutboundRecord, on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
         while True:
@@ -144,7 +145,9 @@ class Publisher:
                 )
                 return
             except BufferError:  # local queue full: let deliveries drain, then try again
-                self._producer.poll(0.05)
+                self._guarded(self._producer.poll, 0.05)
+                if self.fatal is not None:
+                    raise KafkaException(self.fatal) from None
 
     def _renew(self) -> None:
         """An idempotent producer that hit a fatal error (e.g. a broker that lost its state) is unusable."""
@@ -154,6 +157,22 @@ class Publisher:
         self._producer = Producer(self._config)
         self.generation += 1
         self.fatal = None
+
+    def _guarded(self, call: Callable[[float], object], timeout_s: float) -> None:
+        """Call poll/flush; a fatal client error retires the producer instead of escaping.
+
+        confluent-kafka raises a fatal error (e.g. OUT_OF_ORDER_SEQUENCE_NUMBER from a broker that lost
+        its state) out of poll(): as a KafkaException, or, when it went through a callback first, as a
+        bare KafkaError, whose type is outside the BaseException hierarchy (only a bare except catches it).
+        """
+        try:
+            call(timeout_s)
+        except:  # noqa: E722
+            raised = sys.exc_info()[1]
+            error = raised.args[0] if isinstance(raised, KafkaException) and raised.args else raised
+            if not isinstance(error, KafkaError):
+                raise
+            self.fatal = error
 
     def note_error(self, error: KafkaError) -> None:
         """A fatal error (seen here, in a delivery report or raised by produce) retires this producer.

@@ -5,12 +5,16 @@ No broker is needed: nothing listens on the address, so no record is ever acknow
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from streamer.kafka.batch_loop import _verdict
 from streamer.kafka.publisher import DeliveryFailed, OutboundRecord, Publisher
 
-NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "enable.idempotence": True, "message.timeout.ms": 60_000}
+NOWHERE = {
+    "bootstrap.servers": "127.0.0.1:9", "enable.idempotence": True, "message.timeout.ms": 60_000,
+    "log_level": 0,  # nothing listens there: no connection-refused lines in the test output
+}
 
 
 def _records(n: int) -> list[OutboundRecord]:
@@ -45,3 +49,34 @@ class TestPendingDelivery:
         publisher.publish_async(_records(1))
 
         assert publisher.fatal is None and publisher.generation == 0
+
+
+FATAL = KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, "sequence desynchronization", fatal=True)
+
+
+class _FatalOnPoll:
+    """Stands in for a producer whose broker lost its state: confluent-kafka raises the fatal error out of poll()."""
+
+    def __init__(self, bare: bool) -> None:
+        self._bare = bare
+
+    def poll(self, timeout_s: float) -> int:
+        if self._bare:  # as after a callback: a KafkaError, which `except Exception` does not catch
+            raise FATAL  # type: ignore[misc]
+        raise KafkaException(FATAL)
+
+    def purge(self) -> None:
+        return None
+
+
+class TestFatalErrorRaisedOutOfPoll:
+    @pytest.mark.parametrize("bare", [True, False], ids=["KafkaError", "KafkaException"])
+    def test_it_fails_the_batch_and_the_next_batch_gets_a_new_producer(self, bare: bool) -> None:
+        publisher = Publisher(NOWHERE)
+        waiting = publisher.publish_async(_records(2))
+        publisher._producer = _FatalOnPoll(bare)  # type: ignore[assignment]
+
+        assert waiting.wait(1.0)  # finished, not raised
+        assert isinstance(waiting.failure(), DeliveryFailed)
+        publisher.publish_async(_records(1))
+        assert publisher.generation == 1 and publisher.fatal is None
