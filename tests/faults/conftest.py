@@ -29,7 +29,7 @@ class Sizes:
 
 QUICK = Sizes("quick", kills=4, kill_applications=4_000, postgres_down_s=10, broker_frozen_s=10,
               rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60, resubmit_after_s=3,
-              sigterm_applications=6_000, overload_s=15)
+              sigterm_applications=6_000, overload_s=6)
 SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30,
              rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600, resubmit_after_s=120,
              sigterm_applications=30_000, overload_s=60)
