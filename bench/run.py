@@ -89,7 +89,7 @@ class Run:
         self.database_url = make_conninfo(self.stack.postgres.url, dbname=database)
         migrate(self.database_url)
         self.settings = Settings(
-            kafka_bootstrap=self.stack.kafka.bootstrap, database_url=self.database_url,  # type: ignore[arg-type]
+            kafka_bootstrap=self.stack.kafka.bootstrap, database_url=self.database_url,
             input_topic=f"apps-{self.tag}", decision_topic=f"decisions-{self.tag}", dlq_topic=f"dlq-{self.tag}",
             app_id=f"bench-{self.tag}", model_dir=REPO / "onnx_models",
         )
@@ -153,8 +153,9 @@ class DecisionReader(threading.Thread):
             batch = self._consumer.consume(10_000, 0.05)
             offset = time.monotonic() - time.time()  # wall clock (record timestamps) -> monotonic
             for m in batch:
-                if m.error() is None and m.key() not in self.arrived:
-                    self.arrived[m.key()] = m.timestamp()[1] / 1000.0 + offset
+                key = m.key()
+                if m.error() is None and isinstance(key, bytes) and key not in self.arrived:
+                    self.arrived[key] = m.timestamp()[1] / 1000.0 + offset
             if batch and self.first is None:
                 self.first = min(self.arrived.values())
         self._consumer.close()

@@ -19,7 +19,7 @@ HEADER = (
 )
 
 
-class _BlockStrings(yaml.SafeDumper):
+class _BlockStrings(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no type hints
     """Multi-line strings (PromQL) as literal blocks, so the generated file reads like the source."""
 
 
@@ -41,7 +41,7 @@ def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render() -> str:
     groups = yaml.safe_load(SOURCE.read_text(encoding="utf-8"))["groups"]
-    return HEADER + yaml.dump(prometheus_rule(groups), Dumper=_BlockStrings, sort_keys=False, width=120)
+    return HEADER + str(yaml.dump(prometheus_rule(groups), Dumper=_BlockStrings, sort_keys=False, width=120))
 
 
 if __name__ == "__main__":

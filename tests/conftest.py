@@ -67,7 +67,7 @@ def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
     env["STREAMER_DATA_DIR"] = str(tmp_path / "faust")
     settings = Settings(
         kafka_bootstrap=stack.kafka.bootstrap,
-        database_url=url,  # type: ignore[arg-type]
+        database_url=url,
         input_topic=overrides["STREAMER_INPUT_TOPIC"],
         decision_topic=overrides["STREAMER_DECISION_TOPIC"],
         dlq_topic=overrides["STREAMER_DLQ_TOPIC"],

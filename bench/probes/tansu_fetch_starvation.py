@@ -61,8 +61,11 @@ def run(second_topic: str, second_wait_ms: int) -> dict[str, object]:
             if delay > 0:
                 time.sleep(delay)
             sent = time.time()
-            producer.produce("t", key=str(i).encode(), value=b"x" * 600,
-                             on_delivery=lambda e, m, s=sent: acks.append(1000 * (time.time() - s)))
+
+            def acked(error: object, message: object, s: float = sent) -> None:
+                acks.append(1000 * (time.time() - s))
+
+            producer.produce("t", key=str(i).encode(), value=b"x" * 600, on_delivery=acked)
             producer.poll(0)
         producer.flush()
         time.sleep(1)

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from pydantic import ValidationError
 
 from schemas import Decision, LoanApplication, decision_id_for, flatten
+from schemas.decision import ModelRef
 from streamer.config import Settings
 from streamer.policy import DecisionPolicy
 from training.data import TARGET, load
@@ -57,7 +58,7 @@ def main() -> None:
         decision = Decision(
             schema_version=1, decision_id=decision_id_for(application.application_id, "sklearn", "1"),
             application_id=application.application_id, outcome=outcome, probability_of_default=p,
-            model={"name": "sklearn", "version": "1", "sha256": "0" * 64}, policy_version=policy.version,
+            model=ModelRef(name="sklearn", version="1", sha256="0" * 64), policy_version=policy.version,
             reason_codes=[], decided_at=now, latency_ms=max(0.0, now.timestamp() * 1000 - m.timestamp()[1]),
         )
         producer.produce(s.decision_topic, key=application.application_id.encode(), value=decision.model_dump_json())

@@ -296,6 +296,7 @@ class TestOverlays:
         settings = settings_from(prod, monkeypatch)
         assert settings.security_protocol == "SASL_SSL" and settings.sasl_mechanism
         mounts = {m["mountPath"] for m in container(worker(prod))["volumeMounts"]}
+        assert settings.ssl_ca_location is not None
         assert str(settings.ssl_ca_location.parent) in mounts
 
     def test_only_dev_ships_the_example_secret(self, rendered: Rendered) -> None:

@@ -24,7 +24,7 @@ from streamer.local import WorkerProcess
 from streamer.synthetic import ApplicationFactory
 from streamer.tally import TopicReader
 from tests.conftest import REPO
-from tests.integration.helpers import committed
+from tests.integration.helpers import committed, header_bytes
 
 Position = tuple[int, int]  # (partition, offset) of a record in the input topic
 
@@ -162,7 +162,7 @@ class Ledger:
     def dead_letters_by_source(self) -> dict[Position, list[dict[str, bytes]]]:
         out: dict[Position, list[dict[str, bytes]]] = defaultdict(list)
         for record in self.dead_letters:
-            headers = dict(record.headers() or [])
+            headers = header_bytes(record)
             out[(int(headers["dlq.source.partition"]), int(headers["dlq.source.offset"]))].append(headers)
         return out
 
@@ -230,9 +230,11 @@ def check_promise(
     - the audit has exactly one row per valid application, under the decision events' decision_id.
     """
     assert all(p is not None for p in positions), "some payloads were never acknowledged by the broker"
-    valid = {p.application_id: p for p in payloads if p.expected_reason is None}
-    invalid = {pos: p for p, pos in zip(payloads, positions, strict=True) if p.expected_reason is not None}
-    assert None not in valid
+    assert all(p.application_id is not None for p in payloads if p.expected_reason is None)
+    valid = {p.application_id: p for p in payloads if p.expected_reason is None and p.application_id is not None}
+    invalid = {
+        pos: p for p, pos in zip(payloads, positions, strict=True) if p.expected_reason is not None and pos is not None
+    }
 
     by_app = ledger.decision_ids_by_application()
     missing = set(valid) - set(by_app)

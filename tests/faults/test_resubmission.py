@@ -52,8 +52,8 @@ def test_an_application_published_twice_is_scored_twice_under_one_decision_id_an
     assert account.audit_rows == COUNT
     events: dict[str, list[tuple[int, dict[str, object]]]] = {}
     for m in ledger.decisions:  # one key, one partition: offsets order the two submissions
-        doc = json.loads(m.value())
-        events.setdefault(doc["application_id"], []).append((m.offset(), doc))
+        doc = json.loads(m.value() or b"{}")
+        events.setdefault(doc["application_id"], []).append((m.offset() or 0, doc))
     earlier = {a: min(e, key=lambda x: x[0])[1] for a, e in events.items()}
     later = {a: max(e, key=lambda x: x[0])[1] for a, e in events.items()}
     with psycopg.connect(s.database_url.get_secret_value()) as conn:

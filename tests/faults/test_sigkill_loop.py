@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_audits_each_application_onc
     payloads = synthetic(size.kill_applications, 100, seed=101)
     rng = random.Random(size.kills)
     load = TrackedPublisher(s, payloads, rate_per_s=len(payloads) / (size.kills * CYCLE_S)).start()
-    kills = []
+    kills: list[dict[str, Any]] = []
     env = {**isolated.env, "STREAMER_BATCH_MAX_EVENTS": BATCH}
     for n in range(size.kills):
         log = isolated.run_dir / f"worker-{n}.log"

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamer.config import Settings
 from streamer.kafka.clients import common_config
+
+
+def body(record: Message) -> dict[str, Any]:
+    """A JSON record's value, parsed."""
+    doc: dict[str, Any] = json.loads(record.value() or b"null")
+    return doc
+
+
+def header_bytes(record: Message) -> dict[str, bytes]:
+    """A record's headers; a header without a value reads as b""."""
+    raw = record.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {k: v.encode() if isinstance(v, str) else (v or b"") for k, v in pairs}
 
 
 def end_offsets(records: Sequence[Message]) -> dict[tuple[str, int], int]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from confluent_kafka import Message
 
 from schemas.application import LoanApplication
 from streamer.model import OnnxScorer
@@ -14,14 +13,16 @@ from streamer.registry import champion
 from streamer.synthetic import ApplicationFactory, SamplePayload
 from streamer.tally import TopicReader
 from tests.conftest import Isolated
-from tests.integration.helpers import wait_until_consumed
+from tests.integration.helpers import body, header_bytes, wait_until_consumed
 
 pytestmark = pytest.mark.integration
 
 TOTAL, INVALID_EVERY = 2000, 50  # 40 invalid payloads, cycling through every kind of invalid
 
 
-def _wait_for(isolated: Isolated, decisions: int, dead_letters: int, timeout_s: float = 120.0) -> tuple[list, list]:
+def _wait_for(
+    isolated: Isolated, decisions: int, dead_letters: int, timeout_s: float = 120.0
+) -> tuple[list[Message], list[Message]]:
     s = isolated.settings
     decision_reader, dlq_reader = TopicReader(s, s.decision_topic), TopicReader(s, s.dlq_topic)
     try:
@@ -35,7 +36,7 @@ def _wait_for(isolated: Isolated, decisions: int, dead_letters: int, timeout_s: 
         dlq_reader.close()
 
 
-def _audit_rows_once_caught_up(isolated: Isolated, decision_records: list) -> int:
+def _audit_rows_once_caught_up(isolated: Isolated, decision_records: list[Message]) -> int:
     """Audit rows after the audit agent has committed past every decision event we saw."""
     wait_until_consumed(isolated.settings, isolated.settings.audit_group(), decision_records)
     return isolated.audit_rows()
@@ -72,18 +73,18 @@ def test_every_application_ends_as_one_decision_or_one_dead_letter_and_one_audit
 
     expected = _expected(payloads, isolated)
     for record in decision_records:
-        decision = json.loads(record.value())
+        decision = body(record)
         p, outcome, reasons = expected[decision["application_id"]]
         assert record.key() == decision["application_id"].encode()
         assert decision["probability_of_default"] == pytest.approx(p, abs=1e-6)
         assert decision["outcome"] == outcome
         assert [r["code"] for r in decision["reason_codes"]] == reasons
-    assert {json.loads(r.value())["application_id"] for r in decision_records} == set(expected)
+    assert {body(r)["application_id"] for r in decision_records} == set(expected)
 
     by_key = {p.key: p for p in invalid}
     for record in dlq_records:
-        headers = dict(record.headers())
-        original = by_key[record.key()]
+        headers = header_bytes(record)
+        original = by_key[record.key() or b""]
         assert record.value() == original.value or (record.value() is None and original.value == b"")
         assert headers["dlq.reason"].decode() == original.expected_reason
         assert headers["dlq.error"]
@@ -106,5 +107,5 @@ def test_a_restarted_worker_given_the_same_applications_adds_no_audit_rows(isola
 
     assert len(decision_records) == 2 * 1960
     assert len(dlq_records) == 2 * 40
-    assert len({json.loads(r.value())["decision_id"] for r in decision_records}) == 1960
+    assert len({body(r)["decision_id"] for r in decision_records}) == 1960
     assert _audit_rows_once_caught_up(isolated, decision_records) == 1960

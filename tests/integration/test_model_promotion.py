@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def _decisions(isolated: Isolated, count: int) -> list[dict[str, object]]:
     try:
         assert reader.read_until(lambda r: len(r) >= count, 90), f"fewer than {count} decisions"
         reader.read_more(0.5)
-        return [json.loads(m.value()) for m in reader.records]
+        return [json.loads(m.value() or b"{}") for m in reader.records]
     finally:
         reader.close()
 
@@ -104,7 +105,7 @@ def test_bad_candidates_are_refused_and_the_serving_model_keeps_scoring(isolated
     serving_sha = serving["models"][serving["champion"]]["sha256"]
     good = (model_dir / serving["models"][serving["champion"]]["file"]).read_bytes()
     factory = ApplicationFactory(seed=42)
-    cases = [
+    cases: list[tuple[str, Callable[[], object], str]] = [
         ("truncated", lambda: _register_as_champion(model_dir, "german-credit-logreg-7", good[: len(good) // 3]),
          "not_onnx"),
         ("corrupt", lambda: _register_as_champion(model_dir, "german-credit-logreg-8", os.urandom(4096)), "not_onnx"),
@@ -117,7 +118,10 @@ def test_bad_candidates_are_refused_and_the_serving_model_keeps_scoring(isolated
         metric = f"streamer_model_load_failures_total{{reason={reason}}}"
         before = scrape(worker.web_port).get(metric, 0)
         make_bad_champion()
-        eventually(lambda m=metric, b=before: scrape(worker.web_port).get(m, 0) > b, 15, f"{label}: refusal counted")
+        def counted(m: str = metric, b: float = before) -> bool:
+            return scrape(worker.web_port).get(m, 0) > b
+
+        eventually(counted, 15, f"{label}: refusal counted")
         publish(isolated.settings, list(factory.mixed(100, 0)))
         published += 100
         decisions = _decisions(isolated, published)

@@ -35,7 +35,7 @@ def _point_champion_at(model_dir: Path, artifact_bytes: bytes, version: str = "2
 
 
 def _failures(reason: str) -> float:
-    return metrics.MODEL_LOAD_FAILURES.labels(reason)._value.get()
+    return float(metrics.MODEL_LOAD_FAILURES.labels(reason)._value.get())
 
 
 class TestModelWatcher:
