@@ -63,7 +63,10 @@ class TrackedPublisher:
         self._thread: threading.Thread | None = None
 
     def run(self) -> TrackedPublisher:
-        producer = Producer({**producer_config(self.settings), "linger.ms": 5, "message.max.bytes": 12_000_000})
+        # The upstream service's producer, with librdkafka's default delivery timeout (5 min), not the worker's
+        # 30 s: a 30 s broker freeze must not fail the publishing side of the test.
+        producer = Producer({**producer_config(self.settings), "linger.ms": 5, "message.max.bytes": 12_000_000,
+                             "message.timeout.ms": 300_000})
         started = time.monotonic()
         for i, payload in enumerate(self.payloads):
             if self._stop.is_set():
