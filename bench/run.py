@@ -44,6 +44,7 @@ from streamer.config import Settings
 from streamer.embedded import free_port
 from streamer.kafka.topics import ensure_topics
 from streamer.local import LocalStack
+from streamer.produce import publish
 from streamer.synthetic import ApplicationFactory, SamplePayload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,19 +203,6 @@ class Sampler(threading.Thread):
         self.join(10)
 
 
-def publish_now(settings: Settings, payloads: list[SamplePayload]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
-    for p in payloads:
-        while True:
-            try:
-                producer.produce(settings.input_topic, key=p.key, value=p.value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    producer.flush(60)
-
-
 def offer(settings: Settings, payloads: list[SamplePayload], rate: float) -> dict[bytes, float]:
     """Send at a steady `rate`; returns each key's send time."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
@@ -253,7 +241,7 @@ def throughput_run(stack: LocalStack, system: System, log_dir: Path, timeout_s: 
     run = Run(stack, system)
     payloads = list(ApplicationFactory(seed=hash(run.tag) % 2**31).mixed(system.backlog, 100))
     valid = sum(p.expected_reason is None for p in payloads)
-    publish_now(run.settings, payloads)
+    publish(run.settings, payloads)
     reader = DecisionReader(run.settings)
     reader.start()
     sampler = Sampler({"system": run.pids, **server_pids(stack)})
@@ -282,7 +270,7 @@ def latency_run(stack: LocalStack, system: System, rate: float, seconds: float, 
     run.start(log_dir)
     factory = ApplicationFactory(seed=hash(run.tag) % 2**31)
     warm = [p for p in factory.mixed(50, 0)]
-    publish_now(run.settings, warm)
+    publish(run.settings, warm)
     deadline = time.monotonic() + 120
     while run.audit_rows() < len(warm):  # every process has joined its groups and scores
         if time.monotonic() > deadline:

@@ -185,10 +185,9 @@ class BatchLoop:
             pending = self._in_flight[0][1]
             if pending is not None and not pending.finished():
                 break
-            failure = pending.failure() if pending is not None else None
-            if failure is not None:
+            if pending is not None and pending.failure() is not None:
                 self._finish(consumer, durable)
-                self._recover(consumer, failure)
+                self._recover(consumer)
                 return
             durable.append(self._in_flight.popleft())
         self._finish(consumer, durable)
@@ -208,7 +207,7 @@ class BatchLoop:
             if pending is not None:
                 pending.succeeded()
 
-    def _recover(self, consumer: Consumer, failure: Exception) -> None:
+    def _recover(self, consumer: Consumer) -> None:
         """Redo every failed batch in flight, in order, until durable; then commit them all."""
         self._revoked.clear()
         backlog = list(self._in_flight)
