@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from schemas.application import LoanApplication
+from schemas.application_fast import Application
 from schemas.features import FEATURES_BY_NAME
 
 
@@ -34,7 +34,7 @@ def check_inputs(specs: Sequence[InputSpec]) -> None:
 
 
 def input_arrays(
-    applications: Sequence[LoanApplication], specs: Sequence[InputSpec]
+    applications: Sequence[Application], specs: Sequence[InputSpec]
 ) -> dict[str, npt.NDArray[np.generic]]:
     """Column arrays shaped [N, 1]: float32 for numeric inputs (flags as 0/1), object for categorical ones.
 

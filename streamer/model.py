@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from schemas.application import LoanApplication
+from schemas.application_fast import Application
 from schemas.decision import ModelRef
 from streamer.features import InputSpec, SchemaMismatch, check_inputs, input_arrays
 from streamer.scoring import Scores
@@ -69,7 +70,7 @@ class OnnxScorer:
             raise ModelLoadError(f"{path.name}: smoke prediction failed: {exc}", "smoke_test_failed") from exc
         return scorer
 
-    def score(self, applications: Sequence[LoanApplication]) -> Scores:
+    def score(self, applications: Sequence[Application]) -> Scores:
         """One ONNX call for the whole batch."""
         feeds = input_arrays(applications, self.inputs)
         probability, contributions = self._session.run([PROBABILITY_OUTPUT, CONTRIBUTIONS_OUTPUT], feeds)
