@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 APPLICATIONS_CONSUMED = Counter("streamer_applications_consumed_total", "Application records consumed.")
@@ -30,3 +33,21 @@ MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a
 AUDIT_LAG_EVENTS = Gauge(
     "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
 )
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for every value, in one numpy pass instead of a Python loop per value.
+
+    The scorer observes one latency per decision, thousands a second. This writes prometheus_client's
+    own bucket and sum values (a private layout; the version is pinned, and tests/unit/test_metrics.py
+    checks the result equals observe()).
+    """
+    if not values:
+        return
+    # observe() counts a value in the first bucket whose upper bound is >= the value.
+    counts = np.bincount(np.searchsorted(histogram._upper_bounds, values, side="left"),
+                         minlength=len(histogram._upper_bounds))
+    for bucket, count in zip(histogram._buckets, counts.tolist(), strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(float(np.sum(values)))

@@ -49,7 +49,9 @@ def reason_indices(contributions: npt.NDArray[np.floating]) -> list[list[int]]:
     """Per row, up to four feature indices with positive contributions, largest first (ties: input order)."""
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASON_CODES]
     positive = np.take_along_axis(contributions, order, axis=1) > 0.0
-    return [row[mask].tolist() for row, mask in zip(order, positive, strict=True)]
+    # Filtered as Python lists: indexing numpy rows one at a time costs more than the whole sort.
+    return [[j for j, keep in zip(row, mask, strict=True) if keep]
+            for row, mask in zip(order.tolist(), positive.tolist(), strict=True)]
 
 
 def adverse_reasons(

@@ -6,7 +6,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -15,12 +15,13 @@ from streamer.logging import get_logger
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class OutboundRecord:
+class OutboundRecord(NamedTuple):
+    """A NamedTuple, not a dataclass: the scorer builds one per decision, and this is 4 times cheaper to make."""
+
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class DeliveryFailed(Exception):
@@ -105,9 +106,13 @@ class Publisher:
         if self.fatal is not None:
             self._renew()
         pending = PendingDelivery(self, len(records), on_success)
+        on_delivery, produce = pending.on_delivery, self._producer.produce
         try:
-            for record in records:
-                self._produce(record, pending.on_delivery)
+            for topic, key, value, headers in records:
+                try:  # the common case inline: this runs once per decision
+                    produce(topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery)
+                except BufferError:
+                    self._produce(OutboundRecord(topic, key, value, headers), on_delivery)
         except KafkaException as exc:  # a fatal producer error surfaces here; the retry renews the producer
             if exc.args and isinstance(exc.args[0], KafkaError):
                 self.note_error(exc.args[0])
