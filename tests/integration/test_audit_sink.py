@@ -79,6 +79,8 @@ class TestAuditSink:
             json.dumps(_decision("app-v2", schema_version=2)).encode(),
             json.dumps(_decision("app-bad-outcome", outcome="maybe")).encode(),
             json.dumps(_decision("app-sha", model={"name": "m", "version": "1", "sha256": "xyz"})).encode(),
+            *(json.dumps(_decision("app-sha", model={"name": "m", "version": "1", "sha256": sha})).encode()
+              for sha in ("A" * 64, "g" * 64, "a" * 63, "a" * 63 + " ", "a" * 65)),
             json.dumps({k: v for k, v in _decision("app-missing").items() if k != "decided_at"}).encode(),
             json.dumps(_decision("app-nul", policy_version="a\u0000b")).encode(),
             b'{"decision_id": "\xff\xfe"}',
