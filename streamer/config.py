@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(5, ge=0, description="Longest wait to fill a micro-batch.")
     max_event_bytes: int = Field(65_536, ge=1024, description="Larger application values are dead-lettered.")
     audit_batch_max_rows: int = Field(2000, ge=1, description="Largest batch written to Postgres per tx.")
+    audit_writers: int = Field(
+        2, ge=1, description="Audit transactions under way at once, each on its own Postgres connection."
+    )
     audit_retry_max_s: float = Field(10.0, gt=0, description="Cap of the back-off while Postgres is down.")
 
     # librdkafka timing. Tansu holds a fetch until max-wait expires even when data is there, and holds

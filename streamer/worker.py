@@ -53,6 +53,7 @@ class PipelineService(mode.Service):
         self.database_ok = False
         self._decisions_publisher: Publisher | None = None
         self._audit_lag: CommittedLag | None = None
+        self._audit_agent: AuditAgent | None = None
 
     async def on_start(self) -> None:
         s = self.settings
@@ -73,6 +74,8 @@ class PipelineService(mode.Service):
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(loop.stop) for loop in self.loops))
+        if self._audit_agent is not None:
+            await asyncio.to_thread(self._audit_agent.close)
         if self._audit_lag is not None:
             self._audit_lag.close()
 
@@ -133,8 +136,9 @@ class PipelineService(mode.Service):
 
     def _audit_loop(self) -> BatchLoop:
         s = self.settings
-        sink = AuditSink(s.database_url.get_secret_value())
-        agent = AuditAgent(sink, Publisher(producer_config(s)), s.dlq_topic)
+        url = s.database_url.get_secret_value()
+        agent = AuditAgent(lambda: AuditSink(url), Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
+        self._audit_agent = agent
         return BatchLoop(
             "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], agent,
             max_batch=s.audit_batch_max_rows, max_wait_s=s.batch_max_wait_ms / 1000,

@@ -1,14 +1,22 @@
 """The audit agent: a micro-batch of decision events -> audit rows, one Postgres transaction per batch.
 
-Raises AuditUnavailable while Postgres is down; the batch loop then holds its offsets and retries, so
-audit lags behind decisions during an outage and catches up after it, one row per decision_id.
-Records that can never become a row (not a Decision v1, or refused by Postgres as data) go to the
-dead-letter topic instead of blocking the audit.
+Each batch is written by one of `writers` threads, each with its own connection, and the agent returns
+at once with an `AuditWrite` (a batch_loop Pending). So Postgres writes the next batch while the loop
+fetches and prepares the one after, and, with two writers, on two backends at once: one transaction at
+a time left Postgres's second core idle and made the audit the pipeline's bottleneck (bench/README.md).
+The batch loop still commits offsets only over batches whose transaction committed, in order.
+
+A write that fails with AuditUnavailable (Postgres down) fails its batch; the batch loop holds its
+offsets and redoes it, so audit lags behind decisions during an outage and catches up after it, one row
+per decision_id. Records that can never become a row (not a Decision v1, or refused by Postgres as data)
+go to the dead-letter topic instead of blocking the audit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from confluent_kafka import Message
 
@@ -21,13 +29,43 @@ from streamer.logging import get_logger
 log = get_logger(__name__)
 
 
-class AuditAgent:
-    def __init__(self, sink: AuditSink, publisher: Publisher, dead_letter_topic: str) -> None:
-        self._sink = sink
-        self._publisher = publisher
-        self._dead_letter_topic = dead_letter_topic
+class AuditWrite:
+    """One batch's transaction, running on a writer thread."""
 
-    def __call__(self, batch: Sequence[Message]) -> None:
+    def __init__(self, future: Future[None]) -> None:
+        self._future = future
+
+    def finished(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout_s: float) -> bool:
+        try:
+            self._future.exception(timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def failure(self) -> Exception | None:
+        error = self._future.exception(0)
+        return error if error is None or isinstance(error, Exception) else RuntimeError(repr(error))
+
+    def succeeded(self) -> None:
+        return None
+
+
+class AuditAgent:
+    def __init__(
+        self, sink_factory: Callable[[], AuditSink], publisher: Publisher, dead_letter_topic: str, writers: int = 2
+    ) -> None:
+        self._sink_factory = sink_factory
+        self._sinks: list[AuditSink] = []
+        self._local = threading.local()
+        self._publisher = publisher
+        self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
+        self._dead_letter_topic = dead_letter_topic
+        self._pool = ThreadPoolExecutor(max_workers=max(1, writers), thread_name_prefix="audit-writer")
+
+    def __call__(self, batch: Sequence[Message]) -> AuditWrite:
         events: list[DecisionEvent] = []
         source: dict[int, Message] = {}
         unusable: list[OutboundRecord] = []
@@ -39,14 +77,32 @@ class AuditAgent:
             event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value)
             source[id(event)] = message
             events.append(event)
-        result = self._sink.write(events)
+        return AuditWrite(self._pool.submit(self._write, events, source, unusable))
+
+    def close(self) -> None:
+        """After the batch loop stopped: finish the writes under way, then close the connections."""
+        self._pool.shutdown(wait=True)
+        for sink in self._sinks:
+            sink.close()
+
+    def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
+        result = self._sink().write(events)
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
         if unusable:
-            self._publisher.publish(unusable)
+            with self._publish_lock:
+                self._publisher.publish(unusable)
             for record in unusable:
-                reason = dict(record.headers).get("dlq.reason") or b"audit_refused"
+                reason = dict(record.headers or []).get("dlq.reason") or b"audit_refused"
                 metrics.DEAD_LETTERS.labels(reason.decode() if isinstance(reason, bytes) else reason).inc()
         log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
+
+    def _sink(self) -> AuditSink:
+        """Each writer thread keeps its own connection (a psycopg connection serves one thread)."""
+        sink: AuditSink | None = getattr(self._local, "sink", None)
+        if sink is None:
+            sink = self._local.sink = self._sink_factory()
+            self._sinks.append(sink)
+        return sink
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
         return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
