@@ -65,8 +65,13 @@ class DecisionEncoder:
         Rows whose probability is not a finite number are left out; the caller dead-letters them.
         """
         probabilities = np.clip(scores.probability_of_default.astype(np.float64), 0.0, 1.0)
-        outcomes = self._policy.outcome_indices(probabilities).tolist()
-        reasons = reason_indices(scores.contributions)
+        outcome_indices = self._policy.outcome_indices(probabilities)
+        outcomes = outcome_indices.tolist()
+        # Reasons only for the rows that get them (not approvals): most rows are approved.
+        with_reasons = np.flatnonzero(outcome_indices != OUTCOMES.index(Outcome.APPROVE))
+        reasons: list[list[int]] = [[] for _ in outcomes]
+        for row, indices in zip(with_reasons.tolist(), reason_indices(scores.contributions[with_reasons]), strict=True):
+            reasons[row] = indices
         now_ms = now.timestamp() * 1000.0
         decided_at = now.isoformat().replace("+00:00", "Z")
         model, policy_version, all_reasons = self._model_json, self._policy.version, self._reasons
@@ -89,7 +94,7 @@ class DecisionEncoder:
                 "probability_of_default": probability,
                 "model": model,
                 "policy_version": policy_version,
-                "reason_codes": [] if outcome is Outcome.APPROVE else [all_reasons[j] for j in row_reasons],
+                "reason_codes": [all_reasons[j] for j in row_reasons],
                 "decided_at": decided_at,
                 "latency_ms": latency,
             }

@@ -98,6 +98,7 @@ class BatchLoop:
         on_failure: Callable[[Exception], None] | None = None,
         max_in_flight: int = 4,
         commit_interval_s: float = 0.1,
+        busy_poll_s: float = BUSY_POLL_S,
     ) -> None:
         self.name = name
         self._config = consumer_config
@@ -109,6 +110,7 @@ class BatchLoop:
         self._on_failure = on_failure
         self._max_in_flight = max(1, max_in_flight)
         self._commit_interval_s = commit_interval_s
+        self._busy_poll_s = busy_poll_s
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
@@ -157,7 +159,7 @@ class BatchLoop:
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         # Wait for a first record (briefly while batches are in flight), then take what arrives within
         # max_wait, up to max_batch.
-        first = consumer.poll(BUSY_POLL_S if self._in_flight else IDLE_POLL_S)
+        first = consumer.poll(self._busy_poll_s if self._in_flight else IDLE_POLL_S)
         if first is None:
             return []
         rest = consumer.consume(self._max_batch - 1, self._max_wait_s) if self._max_batch > 1 else []
@@ -272,9 +274,14 @@ class BatchLoop:
 
     def _mark(self, batch: Sequence[Message]) -> None:
         now = time.monotonic()
+        # The highest offset per partition first (one dict pass over the records), then one update each.
+        highest: dict[tuple[str, int], int] = {}
         for m in batch:
-            key = (m.topic() or "", m.partition() or 0)
-            self._committed[key] = max(self._committed.get(key, -1), (m.offset() or 0) + 1)
+            key, offset = (m.topic() or "", m.partition() or 0), m.offset() or 0
+            if offset >= highest.get(key, -1):
+                highest[key] = offset
+        for key, offset in highest.items():
+            self._committed[key] = max(self._committed.get(key, -1), offset + 1)
             self._progress[key] = (self._committed[key], now)
 
     def _check_positions(self, consumer: Consumer) -> None:
