@@ -14,7 +14,8 @@ import time
 
 import psutil
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streamer.embedded import EmbeddedKafka
 from streamer.synthetic import ApplicationFactory
