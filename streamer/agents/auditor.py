@@ -14,9 +14,12 @@ go to the dead-letter topic instead of blocking the audit.
 
 from __future__ import annotations
 
+import queue
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from confluent_kafka import Message
 
@@ -63,7 +66,15 @@ class AuditAgent:
         self._publisher = publisher
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
-        self._pool = ThreadPoolExecutor(max_workers=max(1, writers), thread_name_prefix="audit-writer")
+        self._queue: queue.SimpleQueue[tuple[Future[None], list[DecisionEvent], dict[int, Message],
+                                             list[OutboundRecord]] | None] = queue.SimpleQueue()
+        # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
+        # so one write hung on a frozen database would keep a stopped worker from exiting.
+        self._writers = [
+            threading.Thread(target=self._serve, name=f"audit-writer_{i}", daemon=True) for i in range(max(1, writers))
+        ]
+        for writer in self._writers:
+            writer.start()
 
     def __call__(self, batch: Sequence[Message]) -> AuditWrite:
         events: list[DecisionEvent] = []
@@ -77,13 +88,33 @@ class AuditAgent:
             event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value)
             source[id(event)] = message
             events.append(event)
-        return AuditWrite(self._pool.submit(self._write, events, source, unusable))
+        future: Future[None] = Future()
+        self._queue.put((future, events, source, unusable))
+        return AuditWrite(future)
 
-    def close(self) -> None:
-        """After the batch loop stopped: finish the writes under way, then close the connections."""
-        self._pool.shutdown(wait=True)
-        for sink in self._sinks:
-            sink.close()
+    def close(self, timeout_s: float = 10.0) -> None:
+        """After the batch loop stopped (it waited for its batches): stop the writers, close the connections."""
+        for _ in self._writers:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout_s
+        for writer in self._writers:
+            writer.join(max(0.0, deadline - time.monotonic()))
+        if not any(writer.is_alive() for writer in self._writers):
+            for sink in self._sinks:
+                sink.close()
+
+    def _serve(self) -> None:
+        while (work := self._queue.get()) is not None:
+            future, events, source, unusable = work
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                self._write(events, source, unusable)
+            except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
+                raised = sys.exc_info()[1]
+                future.set_exception(raised if isinstance(raised, Exception) else RuntimeError(repr(raised)))
+            else:
+                future.set_result(None)
 
     def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
         result = self._sink().write(events)

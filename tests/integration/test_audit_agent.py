@@ -1,0 +1,77 @@
+"""The audit agent's writer threads against the real broker and PostgreSQL: each batch's AuditWrite says
+when its rows are committed, or why not, and poison still reaches the dead-letter topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Message
+
+from schemas import decision_id_for
+from streamer.agents.auditor import AuditAgent
+from streamer.audit.sink import AuditSink, AuditUnavailable
+from streamer.kafka.clients import producer_config
+from streamer.kafka.publisher import OutboundRecord, Publisher
+from streamer.kafka.topics import ensure_topics
+from streamer.tally import TopicReader
+from tests.conftest import Isolated
+
+pytestmark = pytest.mark.integration
+
+
+def _decision(application_id: str) -> bytes:
+    return json.dumps({
+        "schema_version": 1, "decision_id": decision_id_for(application_id, "m", "1"),
+        "application_id": application_id, "outcome": "approve", "probability_of_default": 0.1,
+        "model": {"name": "m", "version": "1", "sha256": "b" * 64}, "policy_version": "pd-thresholds-1",
+        "reason_codes": [], "decided_at": "2026-11-22T12:00:00Z", "latency_ms": 3.0,
+    }).encode()
+
+
+@pytest.fixture
+def decision_records(isolated: Isolated) -> list[Message]:
+    """300 decision records and one poison record, as a consumer hands them over."""
+    s = isolated.settings
+    ensure_topics(s, [s.decision_topic, s.dlq_topic])
+    values = [_decision(f"app-{i}") for i in range(300)] + [b'{"not": "a decision"}']
+    Publisher(producer_config(s)).publish([OutboundRecord(s.decision_topic, None, v) for v in values])
+    reader = TopicReader(s, s.decision_topic)
+    assert reader.read_until(lambda records: len(records) >= len(values), 30)
+    reader.close()
+    return reader.records
+
+
+@pytest.fixture
+def agent(isolated: Isolated) -> Iterator[AuditAgent]:
+    url = isolated.settings.database_url.get_secret_value()
+    audit = AuditAgent(lambda: AuditSink(url), Publisher(producer_config(isolated.settings)),
+                       isolated.settings.dlq_topic, writers=2)
+    yield audit
+    audit.close()
+
+
+def test_batches_written_at_once_each_report_when_their_rows_are_committed(
+    isolated: Isolated, agent: AuditAgent, decision_records: list[Message]
+) -> None:
+    writes = [agent(decision_records[i:i + 50]) for i in range(0, len(decision_records), 50)]
+    assert all(write.wait(30) for write in writes)
+    assert [write.failure() for write in writes] == [None] * len(writes)
+    assert isolated.audit_rows() == 300
+    dead = TopicReader(isolated.settings, isolated.settings.dlq_topic)
+    assert dead.read_until(lambda records: len(records) == 1, 30)
+    dead.close()
+    assert dict(dead.records[0].headers() or [])["dlq.reason"] == b"audit_refused"
+
+
+def test_a_write_postgres_cannot_take_fails_its_batch(isolated: Isolated, decision_records: list[Message]) -> None:
+    unreachable = AuditAgent(lambda: AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1),
+                             Publisher(producer_config(isolated.settings)), isolated.settings.dlq_topic)
+    try:
+        write = unreachable(decision_records[:10])
+        assert write.wait(30)
+        assert isinstance(write.failure(), AuditUnavailable)
+    finally:
+        unreachable.close()
+    assert isolated.audit_rows() == 0
