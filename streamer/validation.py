@@ -1,6 +1,6 @@
 """Raw Kafka value -> an application, or a rejection with a reason a producer can act on.
 
-Most events take the fast path: the msgspec mirror of the schema (schemas/application_fast.py), about 4 times
+Most events take the fast path: the msgspec mirror of the schema (schemas/application_fast.py), 2-3 times
 cheaper than pydantic. Whatever the mirror refuses, and the few payloads on which the two are known to
 differ, go to pydantic, the contract, which accepts them or says why not.
 """
