@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000, description="session.timeout.ms (Kafka's minimum: 6000).")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="heartbeat.interval.ms.")
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
+    consumer_queue_max_kbytes: int = Field(
+        16_384, ge=1024,
+        description="queued.max.messages.kbytes of each consumer: records fetched ahead, held in memory.",
+    )
     linger_ms: int = Field(5, ge=0, description="Producer linger.ms for decision and DLQ events (Kafka 4's default).")
     delivery_timeout_ms: int = Field(
         30_000, ge=1000,

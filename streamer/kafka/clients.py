@@ -40,6 +40,10 @@ def consumer_config(settings: Settings, group_id: str, fetch_max_wait_ms: int | 
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": fetch_max_wait_ms or settings.fetch_max_wait_ms,
+        # librdkafka fetches ahead up to 64 MB per consumer by default; with two consumers that alone took
+        # a worker under 3x overload past its 300 MB budget. 16 MB is ~35,000 applications, over a second
+        # of work at full speed.
+        "queued.max.messages.kbytes": settings.consumer_queue_max_kbytes,
     }
 
 
