@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from bench.run import server_pids
 from streamer.local import LocalStack
 from streamer.produce import publish
 from streamer.synthetic import ApplicationFactory
@@ -38,16 +39,6 @@ def _cpu_s(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def _postgres_pids(data_dir: Path) -> list[int]:
-    """The postmaster of this data directory and its children (backends, WAL writer, checkpointer)."""
-    pids = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] == "postgres" and str(data_dir) in " ".join(proc.info["cmdline"] or []):
-            pids.append(proc.pid)
-            pids.extend(child.pid for child in proc.children(recursive=True))
-    return pids
 
 
 def _thread_names(pid: int) -> dict[str, str]:
@@ -92,10 +83,7 @@ def main(count: int) -> None:
         payloads = list(ApplicationFactory(int(time.time())).mixed(count, 100))
         valid = sum(p.expected_reason is None for p in payloads)
         wpid = worker.process.pid  # type: ignore[union-attr]
-        groups: dict[str, Callable[[], list[int]]] = {
-            "worker": lambda: [wpid], "broker": lambda: [stack.kafka.pid or 0],
-            "postgres": lambda: _postgres_pids(stack.postgres.data_dir),
-        }
+        groups: dict[str, Callable[[], list[int]]] = {"worker": lambda: [wpid], **server_pids(stack)}
         before = {name: _cpu_s(pids()) for name, pids in groups.items()}
         machine_before, probe_before = _machine(), time.process_time()
         threads_before, started = _schedstat(wpid), time.monotonic()
