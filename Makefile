@@ -34,9 +34,10 @@ test: $(STAMP) $(CHECKOV) lint ## Lint, type-check and run the whole suite again
 soak: $(STAMP) ## The fault suite at full size (kills, outages, poison, overload); counts go to bench/results/
 	$(PY) -m pytest -m soak tests/faults -s
 
-lint: $(STAMP) ## ruff, mypy (strict), bandit, pip-audit (says SKIPPED when its service is unreachable)
+lint: $(STAMP) ## ruff, mypy (strict), import contracts (lint-imports), bandit, pip-audit (says SKIPPED when its service is unreachable)
 	$(VENV)/bin/ruff check streamer schemas training tests deploy bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r streamer schemas training
 	$(PY) deploy/pip_audit_gate.py
 

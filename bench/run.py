@@ -41,11 +41,11 @@ from psycopg.conninfo import make_conninfo
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.embedded import free_port
-from streamer.kafka.topics import ensure_topics
-from streamer.local import LocalStack
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory, SamplePayload
+from streamer.local.embedded import free_port
+from streamer.local.produce import publish
+from streamer.local.stack import LocalStack
+from streamer.local.synthetic import ApplicationFactory, SamplePayload
+from streamer.runtime.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from streamer.cli import app, settings  # the app, with our subcommands registered on it
+# The composition root: the worker's commands, then the developer stack's. Importing the latter loads
+# neither the embedded broker nor Postgres (streamer/local/commands.py imports them when a command runs).
+from streamer.app.cli import app, settings
+from streamer.local import commands as _developer_commands  # noqa: F401 (registers local, demo, produce)
 
 
 def main() -> NoReturn:

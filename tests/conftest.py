@@ -13,7 +13,7 @@ from psycopg.conninfo import make_conninfo
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.local import LocalStack, WorkerProcess
+from streamer.local.stack import LocalStack, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from schemas import PROTECTED_FEATURES
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training import plots
 from training.evaluation import METRIC_LABELS, Evaluation
 from training.export import Artifact

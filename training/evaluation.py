@@ -25,7 +25,7 @@ import onnxruntime
 import pandas as pd
 from numpy.typing import NDArray
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training import metrics
 from training.crossval import CrossValidation
 from training.data import TARGET

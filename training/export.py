@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from schemas import PROTECTED_FEATURES
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training import onnx_graph, onnx_occlusion
 from training.onnx_graph import LinearTerms
 from training.onnx_occlusion import OcclusionTerms

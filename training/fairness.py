@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training.metrics import auc
 
 FOUR_FIFTHS: Final = 0.8

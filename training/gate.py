@@ -4,7 +4,7 @@
   (max absolute difference) and per-feature contributions within 1e-4;
 - auc_floor: cross-validated AUC is at least the configured floor;
 - schema: the graph's inputs are exactly fields of `schemas.FEATURE_FIELDS` with matching kinds (checked
-  with the worker's own `streamer.features.check_inputs`), and its outputs are the contract's.
+  with the worker's own `streamer.core.features.check_inputs`), and its outputs are the contract's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.pipeline import Pipeline
 
-from streamer.features import InputSpec, SchemaMismatch, check_inputs
+from streamer.core.features import InputSpec, SchemaMismatch, check_inputs
 from training.export import Artifact, ExportError, expected_contributions
 from training.onnx_graph import CONTRIBUTIONS, PROBABILITY, onnx_inputs
 from training.pipeline import kinds_of
@@ -140,7 +140,7 @@ def schema_problems(onnx_bytes: bytes) -> list[str]:
 
 
 def input_problems(specs: Sequence[InputSpec]) -> list[str]:
-    """What the worker's own check (`streamer.features.check_inputs`) says about each input."""
+    """What the worker's own check (`streamer.core.features.check_inputs`) says about each input."""
     problems = []
     for spec in specs:
         try:

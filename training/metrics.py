@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 
 Scores = NDArray[np.float64]
 Score = Callable[[NDArray[np.int64], Scores], Scores]

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from sklearn.metrics import roc_curve
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training.evaluation import Evaluation
 
 SIZE: Final = (5.0, 4.0)

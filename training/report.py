@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training.evaluation import METRIC_LABELS, Evaluation
 
 

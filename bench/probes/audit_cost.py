@@ -22,13 +22,13 @@ import psycopg
 
 from streamer.audit.migrations import migrate
 from streamer.audit.sink import _COPY, _INSERT, _STAGING, DecisionEvent, _copy_text, _escape
-from streamer.embedded import EmbeddedPostgres
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy
-from streamer.registry import champion
-from streamer.scoring import DecisionEncoder
-from streamer.synthetic import ApplicationFactory
-from streamer.validation import Rejection, parse_application
+from streamer.core.decisions import DecisionEncoder
+from streamer.core.policy import DecisionPolicy
+from streamer.core.validation import Rejection, parse_application
+from streamer.local.embedded import EmbeddedPostgres
+from streamer.local.synthetic import ApplicationFactory
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import champion
 
 BATCH = 2_000
 _TYPED_STAGING = """

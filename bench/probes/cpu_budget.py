@@ -25,9 +25,9 @@ import psutil
 import psycopg
 
 from bench.run import server_pids
-from streamer.local import LocalStack
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory
+from streamer.local.produce import publish
+from streamer.local.stack import LocalStack
+from streamer.local.synthetic import ApplicationFactory
 
 
 def _cpu_s(pids: list[int]) -> float:

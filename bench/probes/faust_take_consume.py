@@ -22,8 +22,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from streamer.config import Settings
-from streamer.embedded import EmbeddedKafka, free_port
-from streamer.kafka.topics import ensure_topics
+from streamer.local.embedded import EmbeddedKafka, free_port
+from streamer.runtime.topics import ensure_topics
 
 COUNT = 200_000
 TIMEOUT_S = 180.0

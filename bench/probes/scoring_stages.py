@@ -1,4 +1,4 @@
-"""Probe: CPU per application of each pure stage of the scoring agent, on one idle core, no Kafka.
+"""Probe: CPU per application of each pure stage of the scoring stage, on one idle core, no Kafka.
 
 Validation (the fast path and pydantic alone), feature columns, the ONNX call, reason codes and the
 decision encoder, over a batch of N synthetic applications; best of 20 runs, in µs per application.
@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.application import LoanApplication
-from streamer.features import input_arrays
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy, reason_indices
-from streamer.registry import champion
-from streamer.scoring import DecisionEncoder
-from streamer.synthetic import ApplicationFactory
-from streamer.validation import Rejection, parse_application
+from streamer.core.decisions import DecisionEncoder
+from streamer.core.features import input_arrays
+from streamer.core.policy import DecisionPolicy, reason_indices
+from streamer.core.validation import Rejection, parse_application
+from streamer.local.synthetic import ApplicationFactory
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import champion
 
 
 def _best_us(count: int, work: Callable[[], object], repeats: int = 20) -> float:

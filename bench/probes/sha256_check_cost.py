@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from streamer.embedded import EmbeddedPostgres
+from streamer.local.embedded import EmbeddedPostgres
 
 ROWS = 200_000
 EXPRESSIONS = [

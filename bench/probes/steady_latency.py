@@ -18,9 +18,9 @@ from pathlib import Path
 import psutil
 
 from bench.run import offer
-from streamer.local import LocalStack
-from streamer.synthetic import ApplicationFactory
-from streamer.tally import TopicReader
+from streamer.local.stack import LocalStack
+from streamer.local.synthetic import ApplicationFactory
+from streamer.local.tally import TopicReader
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -15,8 +15,8 @@ import time
 from confluent_kafka import Consumer, Producer
 
 from streamer.config import Settings
-from streamer.embedded import EmbeddedKafka
-from streamer.kafka.topics import ensure_topics
+from streamer.local.embedded import EmbeddedKafka
+from streamer.runtime.topics import ensure_topics
 
 
 def _quantiles(values: list[float]) -> tuple[float, float]:

@@ -17,8 +17,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from streamer.embedded import EmbeddedKafka
-from streamer.synthetic import ApplicationFactory
+from streamer.local.embedded import EmbeddedKafka
+from streamer.local.synthetic import ApplicationFactory
 
 TOPIC = "loan-applications"
 

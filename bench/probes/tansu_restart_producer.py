@@ -17,8 +17,8 @@ import time
 from confluent_kafka import KafkaError, Message, Producer
 
 from streamer.config import Settings
-from streamer.embedded import EmbeddedKafka
-from streamer.kafka.topics import ensure_topics
+from streamer.local.embedded import EmbeddedKafka
+from streamer.runtime.topics import ensure_topics
 
 COUNT = 200
 

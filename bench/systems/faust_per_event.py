@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from schemas import Decision, LoanApplication, decision_id_for
 from streamer.config import Settings
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy, adverse_reasons
-from streamer.registry import champion
+from streamer.core.policy import DecisionPolicy, adverse_reasons
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import champion
 
 settings = Settings()
 entry = champion(settings.model_dir)

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from schemas import Decision, LoanApplication, decision_id_for
 from streamer.config import Settings
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy, adverse_reasons
-from streamer.registry import champion
+from streamer.core.policy import DecisionPolicy, adverse_reasons
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import champion
 
 COLUMNS = ("decision_id, application_id, outcome, probability_of_default, model_name, model_version, model_sha256,"
            " policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset")

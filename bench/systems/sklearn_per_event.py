@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from schemas import Decision, LoanApplication, decision_id_for, flatten
 from schemas.decision import ModelRef
 from streamer.config import Settings
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training.data import TARGET, load
 from training.pipeline import default_features, fit, logistic_regression
 

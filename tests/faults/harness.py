@@ -19,10 +19,10 @@ import psycopg
 from confluent_kafka import Message, Producer
 
 from streamer.config import Settings
-from streamer.kafka.clients import producer_config
-from streamer.local import WorkerProcess
-from streamer.synthetic import ApplicationFactory
-from streamer.tally import TopicReader
+from streamer.local.stack import WorkerProcess
+from streamer.local.synthetic import ApplicationFactory
+from streamer.local.tally import TopicReader
+from streamer.runtime.clients import producer_config
 from tests.conftest import REPO
 from tests.integration.helpers import committed, header_bytes
 

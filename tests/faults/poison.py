@@ -5,7 +5,7 @@ hypothesis-jsonschema draws about 10 documents a second here (a regex-constraine
 too slow for 100,000 payloads, so it draws a seed corpus and a seeded mutator multiplies it: 1-3
 structural edits (drop, retype or replace a field with an edge value, add unknown fields) and, for about a
 third, a byte-level edit (truncate, stray byte, NaN/Infinity/overflow literal, duplicate key, wrapping).
-Whether a payload is valid is decided by `streamer.validation.parse_application` (the test checks the
+Whether a payload is valid is decided by `streamer.core.validation.parse_application` (the test checks the
 pipeline delivers each one to exactly one place, not the validation rules); the hand-picked ones carry the
 reason the README promises, and that is asserted too.
 """
@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis_jsonschema import from_schema
 
-from streamer.synthetic import ApplicationFactory
-from streamer.validation import Rejection, parse_application
+from streamer.core.validation import Rejection, parse_application
+from streamer.local.synthetic import ApplicationFactory
 from tests.conftest import REPO
 from tests.faults.harness import Payload
 

@@ -19,9 +19,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from streamer.config import Settings
-from streamer.kafka.clients import common_config
-from streamer.kafka.topics import ensure_topics
-from streamer.local import LocalStack, WorkerProcess
+from streamer.local.stack import LocalStack, WorkerProcess
+from streamer.runtime.clients import common_config
+from streamer.runtime.topics import ensure_topics
 from tests.faults.conftest import Sizes, own_stack_env
 from tests.faults.harness import (
     TrackedPublisher,

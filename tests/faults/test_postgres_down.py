@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from streamer.local import LocalStack
-from streamer.tally import TopicReader
+from streamer.local.stack import LocalStack
+from streamer.local.tally import TopicReader
 from tests.faults.conftest import Sizes, own_stack_env
 from tests.faults.harness import TrackedPublisher, check_promise, log_events, report, settle, spawn, synthetic
 from tests.integration.helpers import eventually, readiness, scrape

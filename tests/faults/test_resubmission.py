@@ -14,7 +14,7 @@ import time
 import psycopg
 import pytest
 
-from streamer.synthetic import ApplicationFactory
+from streamer.local.synthetic import ApplicationFactory
 from tests.conftest import Isolated
 from tests.faults.conftest import Sizes
 from tests.faults.harness import Payload, check_promise, publish_all, report, settle, spawn

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from streamer.local import WorkerProcess
+from streamer.local.stack import WorkerProcess
 from tests.conftest import Isolated
 from tests.faults.conftest import Sizes
 from tests.faults.harness import TrackedPublisher, check_promise, log_events, report, settle, spawn, synthetic

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamer.config import Settings
-from streamer.kafka.clients import common_config
+from streamer.runtime.clients import common_config
 
 
 def body(record: Message) -> dict[str, Any]:

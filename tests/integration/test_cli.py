@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from streamer.tally import TopicReader
+from streamer.local.tally import TopicReader
 from tests.conftest import REPO, Isolated
 
 pytestmark = pytest.mark.integration

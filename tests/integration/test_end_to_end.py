@@ -6,12 +6,12 @@ import pytest
 from confluent_kafka import Message
 
 from schemas.application import LoanApplication
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy, adverse_reasons
-from streamer.produce import publish
-from streamer.registry import champion
-from streamer.synthetic import ApplicationFactory, SamplePayload
-from streamer.tally import TopicReader
+from streamer.core.policy import DecisionPolicy, adverse_reasons
+from streamer.local.produce import publish
+from streamer.local.synthetic import ApplicationFactory, SamplePayload
+from streamer.local.tally import TopicReader
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import champion
 from tests.conftest import Isolated
 from tests.integration.helpers import body, header_bytes, wait_until_consumed
 
@@ -37,7 +37,7 @@ def _wait_for(
 
 
 def _audit_rows_once_caught_up(isolated: Isolated, decision_records: list[Message]) -> int:
-    """Audit rows after the audit agent has committed past every decision event we saw."""
+    """Audit rows after the audit stage has committed past every decision event we saw."""
     wait_until_consumed(isolated.settings, isolated.settings.audit_group(), decision_records)
     return isolated.audit_rows()
 

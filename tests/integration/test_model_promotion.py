@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from schemas import LoanApplication
-from streamer.model import OnnxScorer
-from streamer.produce import publish
-from streamer.registry import REGISTRY_FILE
-from streamer.synthetic import ApplicationFactory
-from streamer.tally import TopicReader
+from streamer.local.produce import publish
+from streamer.local.synthetic import ApplicationFactory
+from streamer.local.tally import TopicReader
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.registry import REGISTRY_FILE
 from tests.conftest import REPO, Isolated
 from tests.integration.helpers import eventually, scrape
 from training import store

@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory, SamplePayload
-from streamer.tally import TopicReader
+from streamer.local.produce import publish
+from streamer.local.synthetic import ApplicationFactory, SamplePayload
+from streamer.local.tally import TopicReader
 from tests.conftest import Isolated
 from tests.integration.helpers import eventually, readiness, scrape, wait_until_consumed
 

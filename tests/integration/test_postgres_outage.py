@@ -9,10 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streamer.local import LocalStack
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory
-from streamer.tally import TopicReader
+from streamer.local.produce import publish
+from streamer.local.stack import LocalStack
+from streamer.local.synthetic import ApplicationFactory
+from streamer.local.tally import TopicReader
 from tests.conftest import REPO
 from tests.integration.helpers import eventually, readiness, scrape, wait_until_consumed
 

@@ -15,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 from schemas import FEATURES_BY_NAME
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training import export, gate
 from training.onnx_graph import linear_terms, onnx_inputs
 from training.pipeline import fit, logistic_regression

@@ -13,7 +13,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from schemas.decision import Outcome
-from streamer.policy import DecisionPolicy, adverse_reasons
+from streamer.core.policy import DecisionPolicy, adverse_reasons
 from training import export, gate
 from training.onnx_graph import onnx_inputs
 from training.onnx_occlusion import OcclusionTerms

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import ks_2samp  # type: ignore[import-untyped]
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from streamer.policy import DecisionPolicy
+from streamer.core.policy import DecisionPolicy
 from training import metrics
 from training.fairness import fairness_table
 

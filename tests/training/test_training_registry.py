@@ -16,12 +16,12 @@ from training.__main__ import main
 
 Maker = Callable[..., export.Artifact]
 
-# Polls registry.json the way the worker does (streamer.registry.champion) until `stop` appears, then
+# Polls registry.json the way the worker does (streamer.model.registry.champion) until `stop` appears, then
 # prints how many reads it made and every failure it saw.
 READER = """
 import json, sys
 from pathlib import Path
-from streamer.registry import RegistryError, champion
+from streamer.model.registry import RegistryError, champion
 directory, stop = Path(sys.argv[1]), Path(sys.argv[2])
 reads, failures = 0, []
 Path(f"{stop}.ready").touch()

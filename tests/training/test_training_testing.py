@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streamer.model import SMOKE_APPLICATION, ModelLoadError, OnnxScorer
-from streamer.registry import champion
+from streamer.model.onnx_scorer import SMOKE_APPLICATION, ModelLoadError, OnnxScorer
+from streamer.model.registry import champion
 from training.testing import build_artifact, build_mismatched_artifact
 
 

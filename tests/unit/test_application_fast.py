@@ -1,5 +1,5 @@
 """The worker's fast path (the msgspec mirror in schemas/application_fast.py, behind
-streamer.validation.fast_application) may only be stricter than the pydantic contract: whatever it
+streamer.core.validation.fast_application) may only be stricter than the pydantic contract: whatever it
 accepts, LoanApplication accepts with the same values. If it ever accepted more, an event pydantic
 refuses would be scored instead of dead-lettered."""
 
@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.application import Applicant, Loan, LoanApplication
 from schemas.application_fast import FastApplicant, FastApplication, FastLoan
-from streamer.synthetic import ApplicationFactory
-from streamer.validation import fast_application
+from streamer.core.validation import fast_application
+from streamer.local.synthetic import ApplicationFactory
 from tests.faults.poison import hand_picked, mutated, schema_documents
 
 PAIRS: list[tuple[type[BaseModel], type[msgspec.Struct]]] = [

@@ -6,7 +6,7 @@ import hashlib
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
-from streamer.agents.dead_letters import dead_letter
+from streamer.stages.dead_letters import dead_letter
 
 
 def _message(value: bytes | None) -> Message:

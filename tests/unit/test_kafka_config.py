@@ -8,9 +8,9 @@ from pathlib import Path
 import faust
 from pydantic import SecretStr
 
+from streamer.app.faust_auth import faust_credentials
 from streamer.config import Settings
-from streamer.kafka.clients import consumer_config, producer_config
-from streamer.kafka.faust_auth import faust_credentials
+from streamer.runtime.clients import consumer_config, producer_config
 
 SECRET = "s3cr3t-Pa55"
 

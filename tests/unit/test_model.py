@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from schemas import LoanApplication
-from streamer.model import ModelLoadError, OnnxScorer
-from streamer.registry import ModelEntry, champion
-from streamer.synthetic import ApplicationFactory
+from streamer.local.synthetic import ApplicationFactory
+from streamer.model.onnx_scorer import ModelLoadError, OnnxScorer
+from streamer.model.registry import ModelEntry, champion
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "onnx_models"
 

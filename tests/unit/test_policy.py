@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from schemas import Outcome
-from streamer.policy import OUTCOMES, DecisionPolicy, adverse_reasons
+from streamer.core.policy import OUTCOMES, DecisionPolicy, adverse_reasons
 
 
 class TestDecisionPolicy:

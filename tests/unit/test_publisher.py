@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streamer.kafka.batch_loop import _verdict
-from streamer.kafka.publisher import DeliveryFailed, OutboundRecord, Publisher
+from streamer.runtime.batch_loop import _verdict
+from streamer.runtime.publisher import DeliveryFailed, OutboundRecord, Publisher
 
 NOWHERE = {
     "bootstrap.servers": "127.0.0.1:9", "enable.idempotence": True, "message.timeout.ms": 60_000,

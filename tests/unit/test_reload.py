@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamer import metrics
-from streamer.registry import champion
-from streamer.reload import ModelSlot, ModelWatcher, load_entry
+from streamer.model.registry import champion
+from streamer.model.reload import ModelSlot, ModelWatcher, load_entry
 
 SHIPPED = Path(__file__).resolve().parents[2] / "onnx_models"
 

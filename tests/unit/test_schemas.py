@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas import Decision, LoanApplication, decision_id_for
 from schemas.jsonschema import JSON_DIR, SCHEMA_FILES, render
-from streamer.synthetic import ApplicationFactory
+from streamer.local.synthetic import ApplicationFactory
 
 
 def _valid() -> dict[str, Any]:

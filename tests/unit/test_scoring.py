@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from schemas import Decision, LoanApplication, ModelRef, Outcome, decision_id_for
-from streamer.policy import DecisionPolicy, adverse_reasons
-from streamer.scoring import DecisionEncoder, Scores
-from streamer.synthetic import ApplicationFactory
+from streamer.core.decisions import DecisionEncoder, Scores
+from streamer.core.policy import DecisionPolicy, adverse_reasons
+from streamer.local.synthetic import ApplicationFactory
 
 MODEL = ModelRef(name="m", version="7", sha256="a" * 64)
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 
 from schemas import LoanApplication
 from schemas.application_fast import FastApplication
-from streamer.synthetic import INVALID_KINDS, ApplicationFactory
-from streamer.validation import Rejection, parse_application
+from streamer.core.validation import Rejection, parse_application
+from streamer.local.synthetic import INVALID_KINDS, ApplicationFactory
 
 
 class TestParseApplication:

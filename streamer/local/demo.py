@@ -13,10 +13,10 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from streamer.audit.counts import audit_row_count
-from streamer.local import LocalStack
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory, SamplePayload
-from streamer.tally import TopicReader
+from streamer.local.produce import publish
+from streamer.local.stack import LocalStack
+from streamer.local.synthetic import ApplicationFactory, SamplePayload
+from streamer.local.tally import TopicReader
 
 
 @dataclass

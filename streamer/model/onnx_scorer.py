@@ -18,8 +18,8 @@ import onnxruntime as ort
 from schemas.application import LoanApplication
 from schemas.application_fast import Application
 from schemas.decision import ModelRef
-from streamer.features import InputSpec, SchemaMismatch, check_inputs, input_arrays
-from streamer.scoring import Scores
+from streamer.core.decisions import Scores
+from streamer.core.features import InputSpec, SchemaMismatch, check_inputs, input_arrays
 
 PROBABILITY_OUTPUT = "probability_of_default"
 CONTRIBUTIONS_OUTPUT = "contributions"

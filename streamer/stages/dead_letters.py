@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
-from streamer.kafka.publisher import OutboundRecord
+from streamer.runtime.publisher import OutboundRecord
 
 MAX_DETAIL_BYTES = 1024
 # Kafka's default max.message.bytes is 1 MB; a bigger value could never be dead-lettered whole.

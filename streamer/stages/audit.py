@@ -1,6 +1,6 @@
-"""The audit agent: a micro-batch of decision events -> audit rows, one Postgres transaction per batch.
+"""The audit stage: a micro-batch of decision events -> audit rows, one Postgres transaction per batch.
 
-Each batch is written by one of `writers` threads, each with its own connection, and the agent returns
+Each batch is written by one of `writers` threads, each with its own connection, and the stage returns
 at once with an `AuditWrite` (a batch_loop Pending). So Postgres writes the next batch while the loop
 fetches and prepares the one after, and, with two writers, on two backends at once: one transaction at
 a time left Postgres's second core idle and made the audit the pipeline's bottleneck (bench/README.md).
@@ -24,10 +24,10 @@ from concurrent.futures import Future
 from confluent_kafka import Message
 
 from streamer import metrics
-from streamer.agents.dead_letters import dead_letter
 from streamer.audit.sink import AuditSink, DecisionEvent
-from streamer.kafka.publisher import OutboundRecord, Publisher
 from streamer.logging import get_logger
+from streamer.runtime.publisher import OutboundRecord, Publisher
+from streamer.stages.dead_letters import dead_letter
 
 log = get_logger(__name__)
 
@@ -56,7 +56,7 @@ class AuditWrite:
         return None
 
 
-class AuditAgent:
+class AuditStage:
     def __init__(
         self, sink_factory: Callable[[], AuditSink], publisher: Publisher, dead_letter_topic: str, writers: int = 2
     ) -> None:

@@ -1,7 +1,7 @@
 """A consumer loop that hands micro-batches to a handler and commits offsets only after their work is durable.
 
 A handler either finishes the batch's work before it returns (returns None: e.g. the audit transaction
-committed) or starts it and returns a `Pending` (the scoring agent: decisions handed to the producer,
+committed) or starts it and returns a `Pending` (the scoring stage: decisions handed to the producer,
 acknowledgements on their way). Up to `max_in_flight` batches are pending at once, so the broker's
 acknowledgement of one batch overlaps the scoring of the next; offsets advance only over the oldest
 batches that are durable, in order.

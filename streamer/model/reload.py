@@ -2,7 +2,7 @@
 
 Polls the registry; when its champion differs from the serving model, loads the new file into a new
 session and verifies it (sha256, input names, metadata, smoke prediction) off the hot path, then swaps
-the slot's reference, which the scoring agent reads once per batch. On any failure the old model keeps
+the slot's reference, which the scoring stage reads once per batch. On any failure the old model keeps
 serving, and the log and `streamer_model_load_failures_total` say why.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from streamer import metrics
 from streamer.logging import get_logger
-from streamer.model import ModelLoadError, OnnxScorer
-from streamer.registry import ModelEntry, RegistryError, champion
+from streamer.model.onnx_scorer import ModelLoadError, OnnxScorer
+from streamer.model.registry import ModelEntry, RegistryError, champion
 
 log = get_logger(__name__)
 

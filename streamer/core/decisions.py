@@ -19,8 +19,8 @@ import orjson
 
 from schemas.application_fast import Application
 from schemas.decision import DECISION_ID_NAMESPACE, SCHEMA_VERSION_DECISION, ModelRef, Outcome
-from streamer.policy import OUTCOMES, DecisionPolicy, reason_indices
-from streamer.reasons import reason_for
+from streamer.core.policy import OUTCOMES, DecisionPolicy, reason_indices
+from streamer.core.reasons import reason_for
 
 
 @dataclass(frozen=True)

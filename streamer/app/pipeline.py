@@ -1,4 +1,4 @@
-"""The worker's two agents, wired to Kafka, the model and Postgres, as one Faust service.
+"""The worker's two stages, wired to Kafka, the model and Postgres, as one Faust service.
 
 Faust runs the app (CLI, web server, lifecycle, signals); the hot path runs in two batch loops on
 librdkafka consumers, because Faust's per-event stream machinery tops out near 4-5k events/s here
@@ -14,20 +14,20 @@ from typing import Any
 import mode
 
 from streamer import metrics
-from streamer.agents.auditor import AuditAgent
-from streamer.agents.scorer import ScoringAgent, ScoringTopics
 from streamer.audit.health import database_reachable
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
-from streamer.kafka.batch_loop import BatchLoop
-from streamer.kafka.clients import consumer_config, producer_config
-from streamer.kafka.lag import CommittedLag
-from streamer.kafka.publisher import Publisher
-from streamer.kafka.topics import ensure_topics
+from streamer.core.policy import DecisionPolicy
 from streamer.logging import get_logger
-from streamer.policy import DecisionPolicy
-from streamer.registry import champion
-from streamer.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
+from streamer.model.registry import champion
+from streamer.model.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
+from streamer.runtime.batch_loop import BatchLoop
+from streamer.runtime.clients import consumer_config, producer_config
+from streamer.runtime.lag import CommittedLag
+from streamer.runtime.publisher import Publisher
+from streamer.runtime.topics import ensure_topics
+from streamer.stages.audit import AuditStage
+from streamer.stages.scoring import ScoringStage, ScoringTopics
 
 log = get_logger(__name__)
 
@@ -57,7 +57,7 @@ class PipelineService(mode.Service):
         self.database_ok = False
         self._decisions_publisher: Publisher | None = None
         self._audit_lag: CommittedLag | None = None
-        self._audit_agent: AuditAgent | None = None
+        self._audit_stage: AuditStage | None = None
 
     async def on_start(self) -> None:
         s = self.settings
@@ -78,8 +78,8 @@ class PipelineService(mode.Service):
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(loop.stop) for loop in self.loops))
-        if self._audit_agent is not None:
-            await asyncio.to_thread(self._audit_agent.close)
+        if self._audit_stage is not None:
+            await asyncio.to_thread(self._audit_stage.close)
         if self._audit_lag is not None:
             self._audit_lag.close()
 
@@ -128,12 +128,12 @@ class PipelineService(mode.Service):
     def _scoring_loop(self, model: ModelSlot) -> BatchLoop:
         s = self.settings
         self._decisions_publisher = Publisher(producer_config(s))
-        agent = ScoringAgent(
+        stage = ScoringStage(
             model, DecisionPolicy(), self._decisions_publisher,
             ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
         )
         return BatchLoop(
-            "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], agent,
+            "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], stage,
             max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("scorer").inc(),
         )
@@ -141,10 +141,10 @@ class PipelineService(mode.Service):
     def _audit_loop(self) -> BatchLoop:
         s = self.settings
         url = s.database_url.get_secret_value()
-        agent = AuditAgent(lambda: AuditSink(url), Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
-        self._audit_agent = agent
+        stage = AuditStage(lambda: AuditSink(url), Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
+        self._audit_stage = stage
         return BatchLoop(
-            "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], agent,
+            "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], stage,
             max_batch=s.audit_batch_max_rows, max_wait_s=s.batch_max_wait_ms / 1000,
             max_backoff_s=s.audit_retry_max_s, busy_poll_s=AUDIT_BUSY_POLL_S,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from streamer.config import Settings
-from streamer.kafka.clients import producer_config
-from streamer.synthetic import SamplePayload
+from streamer.local.synthetic import SamplePayload
+from streamer.runtime.clients import producer_config
 
 
 def publish(settings: Settings, payloads: Iterable[SamplePayload], rate_per_s: float | None = None) -> int:

@@ -8,10 +8,10 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamer.app.faust_auth import faust_credentials
+from streamer.app.pipeline import PipelineService
 from streamer.config import Settings
-from streamer.kafka.faust_auth import faust_credentials
 from streamer.logging import configure as configure_logging
-from streamer.worker import PipelineService
 
 settings = Settings()
 

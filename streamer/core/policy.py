@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.decision import MAX_REASON_CODES, Outcome, ReasonCode
-from streamer.reasons import reason_for
+from streamer.core.reasons import reason_for
 
 OUTCOMES: tuple[Outcome, Outcome, Outcome] = (Outcome.APPROVE, Outcome.REVIEW, Outcome.DECLINE)
 

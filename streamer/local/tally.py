@@ -13,7 +13,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from streamer.config import Settings
-from streamer.kafka.clients import common_config
+from streamer.runtime.clients import common_config
 
 
 class TopicReader:

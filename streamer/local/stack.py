@@ -18,7 +18,7 @@ from typing import IO
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 
 
 class WorkerProcess:

@@ -9,8 +9,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streamer.config import Settings
-from streamer.kafka.clients import common_config
 from streamer.logging import get_logger
+from streamer.runtime.clients import common_config
 
 log = get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""The audit agent's writer threads against the real broker and PostgreSQL: each batch's AuditWrite says
+"""The audit stage's writer threads against the real broker and PostgreSQL: each batch's AuditWrite says
 when its rows are committed, or why not, and poison still reaches the dead-letter topic."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pytest
 from confluent_kafka import Message
 
 from schemas import decision_id_for
-from streamer.agents.auditor import AuditAgent
 from streamer.audit.sink import AuditSink, AuditUnavailable
-from streamer.kafka.clients import producer_config
-from streamer.kafka.publisher import OutboundRecord, Publisher
-from streamer.kafka.topics import ensure_topics
-from streamer.tally import TopicReader
+from streamer.local.tally import TopicReader
+from streamer.runtime.clients import producer_config
+from streamer.runtime.publisher import OutboundRecord, Publisher
+from streamer.runtime.topics import ensure_topics
+from streamer.stages.audit import AuditStage
 from tests.conftest import Isolated
 
 pytestmark = pytest.mark.integration
@@ -44,16 +44,16 @@ def decision_records(isolated: Isolated) -> list[Message]:
 
 
 @pytest.fixture
-def agent(isolated: Isolated) -> Iterator[AuditAgent]:
+def agent(isolated: Isolated) -> Iterator[AuditStage]:
     url = isolated.settings.database_url.get_secret_value()
-    audit = AuditAgent(lambda: AuditSink(url), Publisher(producer_config(isolated.settings)),
+    audit = AuditStage(lambda: AuditSink(url), Publisher(producer_config(isolated.settings)),
                        isolated.settings.dlq_topic, writers=2)
     yield audit
     audit.close()
 
 
 def test_batches_written_at_once_each_report_when_their_rows_are_committed(
-    isolated: Isolated, agent: AuditAgent, decision_records: list[Message]
+    isolated: Isolated, agent: AuditStage, decision_records: list[Message]
 ) -> None:
     writes = [agent(decision_records[i:i + 50]) for i in range(0, len(decision_records), 50)]
     assert all(write.wait(30) for write in writes)
@@ -66,7 +66,7 @@ def test_batches_written_at_once_each_report_when_their_rows_are_committed(
 
 
 def test_a_write_postgres_cannot_take_fails_its_batch(isolated: Isolated, decision_records: list[Message]) -> None:
-    unreachable = AuditAgent(lambda: AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1),
+    unreachable = AuditStage(lambda: AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1),
                              Publisher(producer_config(isolated.settings)), isolated.settings.dlq_topic)
     try:
         write = unreachable(decision_records[:10])

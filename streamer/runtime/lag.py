@@ -12,7 +12,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, TopicPartition
 
 from streamer.config import Settings
-from streamer.kafka.clients import common_config
+from streamer.runtime.clients import common_config
 
 KnownEnds = Callable[[], dict[tuple[str, int], int]]
 

