@@ -13,45 +13,46 @@ from typing import Literal
 from schemas.application import LoanApplication
 
 FeatureKind = Literal["numeric", "categorical"]
+Section = Literal["loan", "applicant"]
 
 
 @dataclass(frozen=True)
 class FeatureField:
+    """One model input, and where LoanApplication holds its value: `application.<section>.<attribute>`."""
+
     name: str
     kind: FeatureKind
-    description: str  # "<section>.<attribute>" of LoanApplication, plus a note where useful
+    section: Section
+    attribute: str
+    note: str = ""  # how the value is encoded, where that is not plain
 
     @property
-    def section(self) -> str:
-        """`loan` or `applicant`: the nested object of LoanApplication holding this field."""
-        return self.description.split(".", 1)[0]
-
-    @property
-    def attribute(self) -> str:
-        return self.description.split(".", 1)[1].split(" ", 1)[0]
+    def description(self) -> str:
+        """`<section>.<attribute>`, plus the note, for people."""
+        return f"{self.section}.{self.attribute}" + (f" ({self.note})" if self.note else "")
 
 
 FEATURE_FIELDS: tuple[FeatureField, ...] = (
-    FeatureField("loan_amount", "numeric", "loan.amount"),
-    FeatureField("loan_term_months", "numeric", "loan.term_months"),
-    FeatureField("loan_purpose", "categorical", "loan.purpose"),
-    FeatureField("checking_account", "categorical", "applicant.checking_account"),
-    FeatureField("credit_history", "categorical", "applicant.credit_history"),
-    FeatureField("savings", "categorical", "applicant.savings"),
-    FeatureField("employment_length", "categorical", "applicant.employment_length"),
-    FeatureField("instalment_rate", "numeric", "applicant.instalment_rate"),
-    FeatureField("other_debtors", "categorical", "applicant.other_debtors"),
-    FeatureField("years_at_residence", "numeric", "applicant.years_at_residence"),
-    FeatureField("property", "categorical", "applicant.property"),
-    FeatureField("age_years", "numeric", "applicant.age_years"),
-    FeatureField("other_instalment_plans", "categorical", "applicant.other_instalment_plans"),
-    FeatureField("housing", "categorical", "applicant.housing"),
-    FeatureField("existing_credits", "numeric", "applicant.existing_credits"),
-    FeatureField("job", "categorical", "applicant.job"),
-    FeatureField("dependents", "numeric", "applicant.dependents"),
-    FeatureField("has_telephone", "numeric", "applicant.has_telephone (1 = yes)"),
-    FeatureField("foreign_worker", "numeric", "applicant.foreign_worker (1 = yes)"),
-    FeatureField("personal_status", "categorical", "applicant.personal_status"),
+    FeatureField("loan_amount", "numeric", "loan", "amount"),
+    FeatureField("loan_term_months", "numeric", "loan", "term_months"),
+    FeatureField("loan_purpose", "categorical", "loan", "purpose"),
+    FeatureField("checking_account", "categorical", "applicant", "checking_account"),
+    FeatureField("credit_history", "categorical", "applicant", "credit_history"),
+    FeatureField("savings", "categorical", "applicant", "savings"),
+    FeatureField("employment_length", "categorical", "applicant", "employment_length"),
+    FeatureField("instalment_rate", "numeric", "applicant", "instalment_rate"),
+    FeatureField("other_debtors", "categorical", "applicant", "other_debtors"),
+    FeatureField("years_at_residence", "numeric", "applicant", "years_at_residence"),
+    FeatureField("property", "categorical", "applicant", "property"),
+    FeatureField("age_years", "numeric", "applicant", "age_years"),
+    FeatureField("other_instalment_plans", "categorical", "applicant", "other_instalment_plans"),
+    FeatureField("housing", "categorical", "applicant", "housing"),
+    FeatureField("existing_credits", "numeric", "applicant", "existing_credits"),
+    FeatureField("job", "categorical", "applicant", "job"),
+    FeatureField("dependents", "numeric", "applicant", "dependents"),
+    FeatureField("has_telephone", "numeric", "applicant", "has_telephone", note="1 = yes"),
+    FeatureField("foreign_worker", "numeric", "applicant", "foreign_worker", note="1 = yes"),
+    FeatureField("personal_status", "categorical", "applicant", "personal_status"),
 )
 
 FEATURES_BY_NAME: dict[str, FeatureField] = {f.name: f for f in FEATURE_FIELDS}

@@ -118,7 +118,7 @@ def application_from_row(
         term_months=_whole(row["loan_term_months"], "loan_term_months"),
         purpose=LoanPurpose(str(row["loan_purpose"])),
     )
-    names = [f.name for f in FEATURE_FIELDS if f.description.startswith("applicant.")]
+    names = [f.name for f in FEATURE_FIELDS if f.section == "applicant"]
     applicant = Applicant.model_validate({name: _event_value(name, row[name]) for name in names})
     return LoanApplication(
         schema_version=1,

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas import Decision, LoanApplication, decision_id_for
+from schemas import FEATURE_FIELDS, FEATURES_BY_NAME, Decision, LoanApplication, decision_id_for, flatten
 from schemas.jsonschema import JSON_DIR, SCHEMA_FILES, render
 from streamer.local.synthetic import ApplicationFactory
 
@@ -107,3 +107,17 @@ class TestDecisionId:
             Decision.model_validate_json(json.dumps(doc))
         doc["reason_codes"] = [reason] * 4
         assert len(Decision.model_validate_json(json.dumps(doc)).reason_codes) == 4
+
+
+class TestFeatureFields:
+    def test_each_feature_names_a_field_of_its_section_of_the_application(self) -> None:
+        for feature in FEATURE_FIELDS:
+            section = LoanApplication.model_fields[feature.section].annotation
+            assert isinstance(section, type) and issubclass(section, BaseModel)
+            assert feature.attribute in section.model_fields, feature
+
+    def test_a_feature_reads_its_value_from_its_section_and_attribute_whatever_its_note_says(self) -> None:
+        application = LoanApplication.model_validate_json(json.dumps(ApplicationFactory(seed=11).valid()))
+        assert flatten(application)["has_telephone"] == float(application.applicant.has_telephone)
+        assert flatten(application)["loan_amount"] == application.loan.amount
+        assert FEATURES_BY_NAME["has_telephone"].description == "applicant.has_telephone (1 = yes)"
