@@ -7,6 +7,7 @@ differ, go to pydantic, the contract, which accepts them or says why not.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from schemas.application import LoanApplication
 from schemas.application_fast import FAST_DECODER, Application, FastApplication
 
 MAX_ERRORS_REPORTED = 5
+NON_JSON_LITERAL = "a bare NaN, Infinity or -Infinity literal outside the schema's fields is not JSON (RFC 8259)"
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,10 @@ def parse_application(value: bytes | None, max_bytes: int) -> Application | Reje
     if fast is not None:
         return fast
     try:
-        return LoanApplication.model_validate_json(value)
+        application = LoanApplication.model_validate_json(value)
     except ValidationError as exc:
         return _rejection(exc)
+    return _non_json_literal(value) or application
 
 
 def fast_application(value: bytes) -> FastApplication | None:
@@ -62,6 +65,28 @@ def _mirror_agrees(value: bytes) -> bool:
             return False
         dot = value.find(b".", dot + 1)
     return True
+
+
+class _NonFiniteLiteral(ValueError):
+    pass
+
+
+def _refuse(literal: str) -> float:
+    raise _NonFiniteLiteral(literal)
+
+
+def _non_json_literal(value: bytes) -> Rejection | None:
+    """pydantic reads bare NaN, Infinity and -Infinity, and drops the unknown fields that hold them; a document
+    with them is still not JSON. (The mirror refuses them anywhere, so only pydantic's acceptances get here.)"""
+    if b"NaN" not in value and b"Infinity" not in value:
+        return None  # the common case: no need for a second parse
+    try:
+        json.loads(value, parse_constant=_refuse)
+    except _NonFiniteLiteral:
+        return Rejection("invalid_json", NON_JSON_LITERAL)
+    except (ValueError, RecursionError):
+        return None  # pydantic read it; nothing else here is for this check to judge
+    return None
 
 
 def _rejection(exc: ValidationError) -> Rejection:

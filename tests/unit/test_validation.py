@@ -52,3 +52,38 @@ class TestParseApplication:
         assert isinstance(result, Rejection)
         assert "jane.doe" not in result.detail
         assert "applicant_id" in result.detail
+
+
+def _with_unknown(literal: str, where: str, non_ascii: bool) -> bytes:
+    """A valid application plus an unknown field holding a bare `literal` (not JSON) at `where`."""
+    document = ApplicationFactory(seed=5).valid()
+    if non_ascii:  # pydantic alone reads non-ASCII payloads; pure ASCII ones are tried by the mirror first
+        document["remark"] = "caf\u00e9"
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    placed = {
+        "top": text[:-1] + f',"note":{literal}}}',
+        "nested": text[:-1] + f',"extra":{{"a":{{"b":[1,{literal}]}}}}}}',
+        "inside_applicant": text.replace('"applicant":{', f'"applicant":{{"note":{literal},', 1),
+    }[where]
+    return placed.encode()
+
+
+class TestNonJsonLiteralsInUnknownFields:
+    """Dropping unknown fields must not make a document that is not JSON (RFC 8259) valid."""
+
+    @pytest.mark.parametrize("non_ascii", [False, True], ids=["mirror_first", "pydantic_only"])
+    @pytest.mark.parametrize("where", ["top", "nested", "inside_applicant"])
+    @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+    def test_a_bare_non_finite_literal_anywhere_is_invalid_json(
+        self, literal: str, where: str, non_ascii: bool
+    ) -> None:
+        result = parse_application(_with_unknown(literal, where, non_ascii), 65536)
+        assert isinstance(result, Rejection), f"accepted a document with a bare {literal}"
+        assert result.reason == "invalid_json"
+        assert "RFC 8259" in result.detail
+
+    @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+    def test_the_same_words_inside_strings_are_fine(self, text: str) -> None:
+        document = ApplicationFactory(seed=5).valid() | {"note": text, "caf\u00e9": f"{text} {text}"}
+        parsed = parse_application(json.dumps(document, ensure_ascii=False).encode(), 65536)
+        assert isinstance(parsed, LoanApplication)
