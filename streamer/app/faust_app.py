@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -17,11 +18,13 @@ settings = Settings()
 
 
 class QuietWorker(faust.Worker):
-    """Faust's worker without its terminal spinner, whose escape codes would land between JSON log lines."""
+    """Faust's worker without its terminal spinner, whose escape codes would land between JSON log lines,
+    and with its data directory made first: Faust creates only the last level of it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
 
 
 def create_app(s: Settings) -> faust.App:

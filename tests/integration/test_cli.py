@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
+from streamer.local.stack import WorkerProcess
 from streamer.local.tally import TopicReader
 from tests.conftest import REPO, Isolated
 
@@ -84,3 +86,13 @@ def test_migrate_is_idempotent(isolated: Isolated) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "database is up to date" in result.stdout
+
+
+def test_worker_starts_from_a_directory_where_its_data_dir_does_not_exist(isolated: Isolated, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh-clone"
+    fresh.mkdir()
+    env = {k: v for k, v in isolated.env.items() if k != "STREAMER_DATA_DIR"}  # the default: .streamer/faust
+    worker = WorkerProcess(env, tmp_path / "worker.log", cwd=fresh).start()
+    isolated.stack.workers.append(worker)
+    worker.wait_ready()
+    assert (fresh / ".streamer" / "faust").is_dir()
