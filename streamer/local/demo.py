@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,29 +58,38 @@ class Summary:
         return "\n".join(lines)
 
 
-def run_demo(count: int = 10_000, invalid_every: int = 100, timeout_s: float = 300.0) -> Summary:
+def run_demo(
+    count: int = 10_000, invalid_every: int = 100, timeout_s: float = 300.0, stop: threading.Event | None = None
+) -> Summary:
+    """Run it all, account for every application, print the summary; setting `stop` cuts it short."""
+    stopping = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="streamer-demo-") as tmp, LocalStack(Path(tmp)) as stack:
         print(f"broker {stack.kafka.bootstrap}, postgres {stack.postgres.url}; starting the worker...", flush=True)
-        stack.start_worker()
+        stack.start_worker(wait=False).wait_ready(stop=stopping)
         settings = stack.settings()
         payloads = list(ApplicationFactory(seed=2026).mixed(count, invalid_every))
         print(f"publishing {count:,} applications...", flush=True)
         started = time.monotonic()
-        publish(settings, payloads)
-        summary = _account(stack, payloads, started, timeout_s)
+        publish(settings, payloads, stop=stopping)
+        summary = _account(stack, payloads, started, timeout_s, stopping)
+        if stopping.is_set():
+            print("demo stopped; shutting down the worker, broker and Postgres", flush=True)
         print(summary.render(), flush=True)
         print(f"logs were in {tmp} (removed on exit)", flush=True)
     return summary
 
 
-def _account(stack: LocalStack, payloads: list[SamplePayload], started: float, timeout_s: float) -> Summary:
+def _account(
+    stack: LocalStack, payloads: list[SamplePayload], started: float, timeout_s: float, stop: threading.Event
+) -> Summary:
     settings = stack.settings()
     valid = {p.key for p in payloads if p.expected_reason is None}
     invalid = {p.key for p in payloads if p.expected_reason is not None}
     decisions, dlq = TopicReader(settings, settings.decision_topic), TopicReader(settings, settings.dlq_topic)
     deadline = time.monotonic() + timeout_s
+    audit = 0
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             decisions.read_more()
             dlq.read_more()
             seen = {m.key() for m in decisions.records} | {m.key() for m in dlq.records}

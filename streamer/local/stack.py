@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from typing import IO
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
 
 
 class WorkerProcess:
@@ -37,17 +38,24 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamer", "worker"],
             env=self._env, cwd=self._cwd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
+            # Its own session: a terminal's Ctrl-C reaches only our command, which stops the worker first and
+            # the broker and Postgres after its drain. If our process dies, the worker gets SIGTERM.
+            start_new_session=True,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # noqa: PLW1509 (prctl is async-signal-safe)
         )
         return self
 
-    def wait_ready(self, timeout_s: float = 90.0) -> None:
+    def wait_ready(self, timeout_s: float = 90.0, stop: threading.Event | None = None) -> None:
+        """Until /readyz says ready, or `stop` is set."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"the worker exited before it was ready; see {self._log_path or 'its output'}")
             if self.ready():
                 return
             time.sleep(0.25)
+        if stop and stop.is_set():
+            return
         raise TimeoutError(f"the worker was not ready after {timeout_s}s; see {self._log_path or 'its output'}")
 
     def ready(self) -> bool:

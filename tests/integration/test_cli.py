@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -39,28 +38,6 @@ def test_demo_accounts_for_every_application_and_leaves_no_process_behind() -> N
     assert re.search(r"audit rows\s+396\n", result.stdout), result.stdout
     time.sleep(1.0)
     assert _processes_mentioning("streamer-demo-") == []
-
-
-def test_local_prints_where_its_servers_are_and_ctrl_c_stops_all_of_them() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "local", "--kafka-port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        lines: list[str] = []
-        assert process.stdout is not None
-        while not any(line.startswith("STREAMER_DATABASE_URL=") for line in lines):
-            line = process.stdout.readline()
-            assert line, "local exited early:\n" + "".join(lines)
-            lines.append(line)
-        assert any(line.startswith("STREAMER_KAFKA_BOOTSTRAP=127.0.0.1:") for line in lines)
-        run_dir = next(line for line in lines if "host=" in line).rsplit("host=", 1)[1].strip().removesuffix("/pg")
-        assert _processes_mentioning(run_dir), "embedded servers should be running"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
-    time.sleep(1.0)
-    assert _processes_mentioning(run_dir) == []
 
 
 def test_produce_publishes_the_requested_number_of_applications(isolated: Isolated) -> None:
