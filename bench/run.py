@@ -41,7 +41,7 @@ from psycopg.conninfo import make_conninfo
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.local.embedded import free_port
+from streamer.local.processes import free_port
 from streamer.local.produce import publish
 from streamer.local.stack import LocalStack
 from streamer.local.synthetic import ApplicationFactory, SamplePayload

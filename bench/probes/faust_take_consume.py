@@ -22,7 +22,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from streamer.config import Settings
-from streamer.local.embedded import EmbeddedKafka, free_port
+from streamer.local.embedded import EmbeddedKafka
+from streamer.local.processes import free_port
 from streamer.runtime.topics import ensure_topics
 
 COUNT = 200_000

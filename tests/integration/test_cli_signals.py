@@ -20,14 +20,15 @@ import psutil
 import pytest
 
 from streamer.config import Settings
-from streamer.local.embedded import free_port
+from streamer.local.processes import free_port
 from streamer.local.produce import publish
 from streamer.local.synthetic import ApplicationFactory
 from streamer.local.tally import TopicReader
 from streamer.runtime.topics import ensure_topics
-from tests.conftest import REPO, Isolated
+from tests.conftest import REPO, TANSU_ONLY, Isolated
 
-pytestmark = pytest.mark.integration
+# Tansu alone: signal handling; `local` and `demo` run the embedded stack whatever the suite's broker.
+pytestmark = [pytest.mark.integration, TANSU_ONLY]
 
 # Generous bounds that only a command ignoring the signal exceeds: `produce --count 100000 --rate 500`
 # would run for 200 s, and the worker's drain is bounded by its 30 s delivery timeout.
@@ -174,8 +175,8 @@ def test_local_drains_its_worker_before_stopping_its_servers(sig: signal.Signals
 
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_demo_stops_midway_on_a_signal_and_leaves_no_process_behind(sig: signal.Signals) -> None:
-    with command(["demo", "--count", "200000"]) as demo:
-        demo.wait_for(lambda: demo.printed("publishing 200,000 applications"), 180, "publishing")
+    with command(["demo", "--count", "50000"]) as demo:
+        demo.wait_for(lambda: demo.printed("publishing 50,000 applications"), 180, "publishing")
         run_dir = next(line for line in demo.lines if "postgres " in line).split("host=", 1)[1].split(";")[0]
         demo.signal(sig)
         assert demo.printed("demo stopped"), demo.output()
