@@ -1,15 +1,27 @@
 """All configuration, read from the environment (prefix STREAMER_). The only module that reads it.
 
-Kafka timing defaults suit both Apache Kafka and the embedded Tansu broker; see README "Kafka settings".
+`broker_profile` says which broker the worker talks to: `kafka` (Apache Kafka, production) or `tansu` (the
+embedded broker of `streamer local`, the demo and the tests). A few settings have a default per profile
+(PROFILE_DEFAULTS, shown in the README's settings table); setting them explicitly always wins.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BrokerProfile = Literal["kafka", "tansu"]
+
+# Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
+# and holds a JoinGroup reply for about half the session timeout; Apache Kafka does neither.
+PROFILE_DEFAULTS: dict[str, dict[BrokerProfile, int]] = {
+    "fetch_max_wait_ms": {"kafka": 500, "tansu": 10},
+    "session_timeout_ms": {"kafka": 10_000, "tansu": 6_000},
+    "heartbeat_interval_ms": {"kafka": 3_000, "tansu": 1_500},
+}
 
 
 class Settings(BaseSettings):
@@ -27,6 +39,12 @@ class Settings(BaseSettings):
     decision_topic: str = Field("loan-decisions", description="Topic of Decision events.")
     dlq_topic: str = Field("loan-applications-dlq", description="Dead-letter topic for invalid events.")
 
+    broker_profile: BrokerProfile = Field(
+        "kafka",
+        description="The broker: `kafka` (Apache Kafka) or `tansu` (the embedded one; `streamer local` and the "
+        "demo set it). Only `tansu` turns on its workarounds: the lost-log and stall checks that seek, periodic "
+        "topic re-creation, 10 s metadata refreshes.",
+    )
     app_id: str = Field("streamer", description="Faust app id; also prefixes consumer group ids.")
     topic_partitions: int = Field(8, ge=1, description="Partitions for topics the worker creates.")
     topic_replication: int = Field(1, ge=1, description="Replication factor for topics the worker creates.")
@@ -40,14 +58,20 @@ class Settings(BaseSettings):
     )
     audit_retry_max_s: float = Field(10.0, gt=0, description="Cap of the back-off while Postgres is down.")
 
-    # librdkafka timing. Tansu holds a fetch until max-wait expires even when data is there, and holds
-    # JoinGroup for about half the session timeout, so both are kept short; both are valid on Kafka.
-    fetch_max_wait_ms: int = Field(10, ge=1, description="fetch.wait.max.ms of the scoring consumer.")
+    fetch_max_wait_ms: int = Field(
+        500, ge=1,
+        description="fetch.wait.max.ms of the scoring consumer. Kafka answers a fetch as soon as records arrive; "
+        "Tansu holds it for the whole wait, so there it must be short.",
+    )
     audit_fetch_max_wait_ms: int = Field(
         500, ge=1, description="fetch.wait.max.ms of the audit consumer (latency matters less than broker load)."
     )
-    session_timeout_ms: int = Field(6000, ge=1000, description="session.timeout.ms (Kafka's minimum: 6000).")
-    heartbeat_interval_ms: int = Field(1500, ge=100, description="heartbeat.interval.ms.")
+    session_timeout_ms: int = Field(
+        10_000, ge=6000,
+        description="session.timeout.ms: a crashed worker's partitions move after this long (Kafka's minimum: "
+        "6000). Tansu holds a JoinGroup reply for about half of it.",
+    )
+    heartbeat_interval_ms: int = Field(3000, ge=100, description="heartbeat.interval.ms (a third of the session).")
     max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
     consumer_queue_max_kbytes: int = Field(
         16_384, ge=1024,
@@ -77,6 +101,17 @@ class Settings(BaseSettings):
         "auto", description="json lines, a console renderer, or auto (console on a TTY)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Fill the settings left unset with their default for the broker profile."""
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("broker_profile", "kafka")
+        if profile not in ("kafka", "tansu"):
+            return data  # the field's own validation says what is wrong
+        return {**{name: by_profile[profile] for name, by_profile in PROFILE_DEFAULTS.items()}, **data}
 
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"

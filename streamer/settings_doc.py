@@ -9,7 +9,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from pydantic import SecretStr
 
 from streamer import metrics
-from streamer.config import Settings
+from streamer.config import PROFILE_DEFAULTS, Settings
 
 _KINDS: dict[type[MetricWrapperBase], str] = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}
 
@@ -19,6 +19,8 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "(secret)" if isinstance(default, SecretStr) else ("" if default is None else str(default))
+        if name in PROFILE_DEFAULTS:  # a default per broker profile
+            shown = "`, `".join(f"{profile}: {value}" for profile, value in PROFILE_DEFAULTS[name].items())
         rows.append(f"| `STREAMER_{name.upper()}` | `{shown}` | {field.description or ''} |")
     return "\n".join(rows)
 

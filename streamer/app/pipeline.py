@@ -71,10 +71,10 @@ class PipelineService(mode.Service):
         self.loops = [self._scoring_loop(self.model), self._audit_loop()]
         for loop in self.loops:
             loop.start()
+        # Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too.
         publisher = self._decisions_publisher
-        self._audit_lag = CommittedLag(
-            s, s.decision_topic, s.audit_group(), publisher.delivered_ends if publisher else dict
-        )
+        known_ends = publisher.delivered_ends if publisher and s.broker_profile == "tansu" else dict
+        self._audit_lag = CommittedLag(s, s.decision_topic, s.audit_group(), known_ends)
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(loop.stop) for loop in self.loops))
@@ -90,8 +90,11 @@ class PipelineService(mode.Service):
 
     @mode.Service.timer(15.0)
     async def _keep_topics(self) -> None:
-        """A broker that lost its log (Tansu keeps it in memory) comes back without our topics."""
+        """Tansu only: a Tansu that restarted has lost its log (kept in memory), and our topics with it. On
+        Kafka a missing topic is an operator's doing, not to be undone with default settings."""
         s = self.settings
+        if s.broker_profile != "tansu":
+            return
         try:
             created = await asyncio.to_thread(ensure_topics, s, [s.input_topic, s.decision_topic, s.dlq_topic])
         except Exception as exc:  # the broker may be down right now; the next tick tries again
@@ -136,6 +139,7 @@ class PipelineService(mode.Service):
             "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], stage,
             max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("scorer").inc(),
+            check_positions=s.broker_profile == "tansu",
         )
 
     def _audit_loop(self) -> BatchLoop:
@@ -148,4 +152,5 @@ class PipelineService(mode.Service):
             max_batch=s.audit_batch_max_rows, max_wait_s=s.batch_max_wait_ms / 1000,
             max_backoff_s=s.audit_retry_max_s, busy_poll_s=AUDIT_BUSY_POLL_S,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),
+            check_positions=s.broker_profile == "tansu",
         )

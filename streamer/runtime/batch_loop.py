@@ -99,6 +99,7 @@ class BatchLoop:
         max_in_flight: int = 4,
         commit_interval_s: float = 0.1,
         busy_poll_s: float = BUSY_POLL_S,
+        check_positions: bool = False,
     ) -> None:
         self.name = name
         self._config = consumer_config
@@ -111,6 +112,7 @@ class BatchLoop:
         self._max_in_flight = max(1, max_in_flight)
         self._commit_interval_s = commit_interval_s
         self._busy_poll_s = busy_poll_s
+        self._check_positions_enabled = check_positions  # Tansu only: see _check_positions
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
@@ -285,15 +287,18 @@ class BatchLoop:
             self._progress[key] = (self._committed[key], now)
 
     def _check_positions(self, consumer: Consumer) -> None:
-        """Every few seconds, look for a broker that lost its log, and for a stuck fetcher.
+        """Tansu only: every few seconds, look for a broker that lost its log, and for a stuck fetcher.
 
-        Lost log (Tansu keeps it in memory; Apache Kafka keeps it, or answers OFFSET_OUT_OF_RANGE): a
+        On Apache Kafka neither check runs, and the loop never seeks on its own: Kafka keeps its log, and a
+        position out of range is librdkafka's to handle (OFFSET_OUT_OF_RANGE, auto.offset.reset).
+
+        Lost log (Tansu keeps it in memory): a
         position past the log end the broker reported, or committed offsets the broker acknowledged and
         no longer has. Those partitions start over from the beginning of the new log. Stuck fetcher:
         records waiting and no progress for STALL_S; seeking to the position restarts it.
         """
         now = time.monotonic()
-        if now < self._next_check:
+        if not self._check_positions_enabled or now < self._next_check:
             return
         self._next_check = now + CHECK_POSITIONS_S
         assignment = consumer.assignment()

@@ -12,10 +12,11 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.security_protocol,
         "client.id": settings.app_id,
-        # librdkafka's default is 5 minutes; a topic that was re-created (or a broker that restarted empty)
-        # is noticed within this interval instead.
-        "topic.metadata.refresh.interval.ms": 10_000,
     }
+    if settings.broker_profile == "tansu":
+        # librdkafka's default is 5 minutes; a Tansu that restarted empty (its log is in memory) and the topics
+        # re-created on it are noticed within this interval instead.
+        config["topic.metadata.refresh.interval.ms"] = 10_000
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
     if settings.sasl_username:

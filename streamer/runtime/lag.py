@@ -1,7 +1,7 @@
 """How many decision events the audit has not committed yet, from Kafka offsets.
 
-End offsets come from the broker (ListOffsets) and from our own producer's delivery reports, whichever
-is larger: Tansu answers ListOffsets with 1 for every partition, while Apache Kafka answers correctly.
+End offsets come from the broker (ListOffsets) and, on Tansu, from our own producer's delivery reports,
+whichever is larger: Tansu answers ListOffsets with 1 for every partition, Apache Kafka correctly.
 Committed offsets come from the audit group (OffsetFetch, which does not join the group).
 """
 
