@@ -1,4 +1,10 @@
-"""Session-scoped real servers: the embedded Tansu broker and PostgreSQL, started once per test run."""
+"""Session-scoped real servers, started once per test run and broker: PostgreSQL, and a broker that is
+either the embedded Tansu (what `make demo` users get) or Apache Kafka (what production runs).
+
+Every test that touches a broker runs on both (ids `[tansu]` and `[kafka]`). Where Java or Maven is
+missing, the Kafka tier is skipped with one line saying why. A module that needs no broker, or whose
+subject is the embedded stack itself, runs on Tansu alone: `pytestmark = TANSU_ONLY`.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +19,42 @@ from psycopg.conninfo import make_conninfo
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
-from streamer.local.stack import LocalStack, WorkerProcess
+from streamer.local.kafka_jars import tools_missing
+from streamer.local.stack import BrokerKind, LocalStack, WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+BROKERS = [pytest.param("tansu", id="tansu"), pytest.param("kafka", id="kafka")]
+TANSU_ONLY = pytest.mark.tansu_only
+KAFKA_ONLY = pytest.mark.kafka_only
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked tansu_only (kafka_only) run on that broker alone: their other variant is left out."""
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        kind = getattr(getattr(item, "callspec", None), "params", {}).get("broker")
+        wrong = (kind == "kafka" and item.get_closest_marker("tansu_only")) or (
+            kind == "tansu" and item.get_closest_marker("kafka_only"))
+        (left_out if wrong else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> BrokerKind:
+    kind: BrokerKind = request.param
+    if kind == "kafka" and (missing := tools_missing()):
+        pytest.skip(f"Apache Kafka tier skipped: {missing}")
+    return kind
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("stack")) as running:
+def stack(broker: BrokerKind, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(tmp_path_factory.mktemp(f"stack-{broker}"), broker=broker) as running:
         yield running
 
 
@@ -67,6 +101,7 @@ def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
     env["STREAMER_DATA_DIR"] = str(tmp_path / "faust")
     settings = Settings(
         kafka_bootstrap=stack.kafka.bootstrap,
+        broker_profile=stack.broker_kind,
         database_url=url,
         input_topic=overrides["STREAMER_INPUT_TOPIC"],
         decision_topic=overrides["STREAMER_DECISION_TOPIC"],

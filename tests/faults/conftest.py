@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.local.stack import LocalStack
+from streamer.local.stack import BrokerKind, LocalStack
 from tests.conftest import REPO
 
 
@@ -19,20 +19,22 @@ class Sizes:
     kill_applications: int  # test 1: applications flowing meanwhile
     postgres_down_s: float  # test 2
     broker_frozen_s: float  # test 3
+    broker_restarts: int  # test 3: broker kills and restarts, one after another
     rebalance_applications: int  # test 4
     poison_generated: int  # test 5: generated payloads (hypothesis seeds, mutated)
     poison_seeds: int  # test 5: documents drawn by hypothesis-jsonschema
     resubmit_after_s: float  # test 6
+    resubmit_applications: int  # test 6
     sigterm_applications: int  # test 7
     overload_s: float  # test 8
 
 
-QUICK = Sizes("quick", kills=4, kill_applications=4_000, postgres_down_s=10, broker_frozen_s=10,
+QUICK = Sizes("quick", kills=4, kill_applications=4_000, postgres_down_s=10, broker_frozen_s=10, broker_restarts=1,
               rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60, resubmit_after_s=3,
-              sigterm_applications=6_000, overload_s=6)
-SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30,
+              resubmit_applications=200, sigterm_applications=6_000, overload_s=6)
+SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30, broker_restarts=3,
              rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600, resubmit_after_s=120,
-             sigterm_applications=30_000, overload_s=60)
+             resubmit_applications=10_000, sigterm_applications=30_000, overload_s=60)
 
 
 @pytest.fixture(params=[pytest.param(QUICK, id="quick"), pytest.param(SOAK, id="soak", marks=pytest.mark.soak)])
@@ -41,9 +43,9 @@ def size(request: pytest.FixtureRequest) -> Sizes:
 
 
 @pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+def own_stack(broker: BrokerKind, tmp_path: Path) -> Iterator[LocalStack]:
     """Servers of the test's own, for faults that would disturb every other test (broker, Postgres)."""
-    with LocalStack(tmp_path) as stack:
+    with LocalStack(tmp_path, broker=broker) as stack:
         yield stack
 
 

@@ -7,6 +7,7 @@ Everything waits on committed offsets and on records actually read, never on Tan
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -308,10 +309,18 @@ def spawn(env: dict[str, str], log: Path, workers: list[WorkerProcess], wait: bo
 
 
 def report(size_name: str, test: str, numbers: dict[str, object]) -> None:
-    """Print the numbers; in soak mode also keep them in bench/results/faults-<test>.json."""
-    print(f"\n[faults:{size_name}] {test}: {json.dumps(numbers, sort_keys=True, default=str)}")
+    """Print the numbers; in soak mode also keep them in bench/results/faults-<broker>-<test>.json."""
+    broker = _broker_of_current_test()
+    print(f"\n[faults:{size_name}:{broker}] {test}: {json.dumps(numbers, sort_keys=True, default=str)}")
     if size_name == "soak":
-        out = REPO / "bench" / "results" / f"faults-{test}.json"
+        out = REPO / "bench" / "results" / f"faults-{broker}-{test}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"test": test, "size": size_name, **numbers}, indent=2, sort_keys=True,
-                                  default=str) + "\n")
+        out.write_text(json.dumps({"test": test, "size": size_name, "broker": broker, **numbers}, indent=2,
+                                  sort_keys=True, default=str) + "\n")
+
+
+def _broker_of_current_test() -> str:
+    """`kafka` or `tansu`, from the running test's id (e.g. `test_x[kafka-soak]`), which pytest exports."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    params = current[current.find("[") + 1 : current.find("]")].split("-") if "[" in current else []
+    return next((p for p in params if p in ("kafka", "tansu")), "kafka")

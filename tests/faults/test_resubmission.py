@@ -21,9 +21,6 @@ from tests.faults.harness import Payload, check_promise, publish_all, report, se
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-COUNT = 200
-
-
 def _payload(doc: dict[str, object]) -> Payload:
     app_id = str(doc["application_id"])
     return Payload(app_id.encode(), json.dumps(doc).encode(), None, app_id)
@@ -32,12 +29,12 @@ def _payload(doc: dict[str, object]) -> Payload:
 def test_an_application_published_twice_is_scored_twice_under_one_decision_id_and_audited_once(
     isolated: Isolated, size: Sizes
 ) -> None:
-    s = isolated.settings
+    s, count = isolated.settings, size.resubmit_applications
     factory = ApplicationFactory(seed=106)
-    docs = [factory.valid() for _ in range(COUNT)]
+    docs = [factory.valid() for _ in range(count)]
     first = [_payload(d) for d in docs]
-    changed = [{**d, "loan": {**d["loan"], "amount": d["loan"]["amount"] * 3}} for d in docs[COUNT // 2:]]
-    second = first[: COUNT // 2] + [_payload(d) for d in changed]
+    changed = [{**d, "loan": {**d["loan"], "amount": d["loan"]["amount"] * 3}} for d in docs[count // 2:]]
+    second = first[: count // 2] + [_payload(d) for d in changed]
     spawn(isolated.env, isolated.run_dir / "worker.log", isolated.stack.workers)
 
     one = publish_all(s, first)
@@ -49,7 +46,7 @@ def test_an_application_published_twice_is_scored_twice_under_one_decision_id_an
 
     by_app = ledger.decision_ids_by_application()
     assert all(len(ids) == 2 for ids in by_app.values()), "each submission is scored once, no more, no less"
-    assert account.audit_rows == COUNT
+    assert account.audit_rows == count
     events: dict[str, list[tuple[int, dict[str, object]]]] = {}
     for m in ledger.decisions:  # one key, one partition: offsets order the two submissions
         doc = json.loads(m.value() or b"{}")

@@ -14,9 +14,9 @@ from psycopg.conninfo import make_conninfo
 from schemas import decision_id_for
 from streamer.audit import partitions
 from streamer.audit.sink import AuditSink, DecisionEvent
-from tests.conftest import Isolated
+from tests.conftest import TANSU_ONLY, Isolated
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, TANSU_ONLY]  # Postgres only: one broker is enough
 
 
 def _event(application_id: str, decided_at: datetime, offset: int = 0) -> DecisionEvent:

@@ -14,9 +14,10 @@ import pytest
 
 from streamer.local.stack import WorkerProcess
 from streamer.local.tally import TopicReader
-from tests.conftest import REPO, Isolated
+from tests.conftest import REPO, TANSU_ONLY, Isolated
 
-pytestmark = pytest.mark.integration
+# Tansu alone: the CLI's own behaviour; `demo` runs the embedded stack whatever the suite's broker.
+pytestmark = [pytest.mark.integration, TANSU_ONLY]
 
 
 def _processes_mentioning(text: str) -> list[psutil.Process]:

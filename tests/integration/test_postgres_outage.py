@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from streamer.local.produce import publish
-from streamer.local.stack import LocalStack
+from streamer.local.stack import BrokerKind, LocalStack
 from streamer.local.synthetic import ApplicationFactory
 from streamer.local.tally import TopicReader
 from tests.conftest import REPO
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+def own_stack(broker: BrokerKind, tmp_path: Path) -> Iterator[LocalStack]:
     """Servers of this test's own: it stops Postgres, which would disturb every other test."""
-    with LocalStack(tmp_path) as stack:
+    with LocalStack(tmp_path, broker=broker) as stack:
         yield stack
 
 
