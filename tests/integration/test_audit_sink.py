@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 
 from schemas import Decision, decision_id_for
 from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
-from tests.conftest import Isolated
+from tests.conftest import TANSU_ONLY, Isolated
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, TANSU_ONLY]  # Postgres only: one broker is enough
 
 
 def _decision(application_id: str, **overrides: object) -> dict[str, object]:
@@ -41,6 +44,36 @@ def sink(isolated: Isolated) -> Iterator[AuditSink]:
     audit = AuditSink(isolated.settings.database_url.get_secret_value())
     yield audit
     audit.close()
+
+
+@contextmanager
+def connection_lost_mid_write(
+    database_url: str, decision_id: str, timeout_s: float = 30.0
+) -> Iterator[Callable[[], None]]:
+    """A Postgres connection lost in the middle of a batch's transaction.
+
+    Another transaction holds an uncommitted claim on `decision_id`, so a write that includes it stops on
+    that row lock inside its own transaction; `cut()` waits until a backend waits there and terminates it.
+    The claim is rolled back on leaving, whatever happened.
+    """
+    with psycopg.connect(database_url) as blocker, psycopg.connect(database_url, autocommit=True) as admin:
+        blocker.execute("INSERT INTO decision_audit_ids (decision_id, decided_at) VALUES (%s, now())", [decision_id])
+        blocker_pid = blocker.info.backend_pid
+
+        def cut() -> None:
+            deadline = time.monotonic() + timeout_s
+            while not (waiting := admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND pid <> %s", [blocker_pid]).fetchall()):
+                assert time.monotonic() < deadline, f"no write waited on the claim of {decision_id} in {timeout_s}s"
+                time.sleep(0.05)
+            for (pid,) in waiting:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        try:
+            yield cut
+        finally:
+            blocker.rollback()
 
 
 def _rows(isolated: Isolated) -> list[tuple[object, ...]]:
@@ -98,8 +131,23 @@ class TestAuditSink:
         assert result.refused[0][1]
         assert len(_rows(isolated)) == 3
 
-    def test_an_unreachable_database_raises_audit_unavailable_and_writes_nothing(self, isolated: Isolated) -> None:
+    def test_an_unreachable_database_raises_audit_unavailable(self) -> None:
         unreachable = AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1)
         with pytest.raises(AuditUnavailable):
             unreachable.write([_event(json.dumps(_decision("app-3")).encode(), 1)])
-        assert _rows(isolated) == []
+
+    def test_a_connection_lost_mid_batch_raises_audit_unavailable_commits_none_of_it_and_the_retry_writes_it(
+        self, isolated: Isolated, sink: AuditSink
+    ) -> None:
+        assert sink.write([_event(json.dumps(_decision("before")).encode(), 1)]).inserted == 1
+        batch = [_event(json.dumps(_decision(f"lost-{i}")).encode(), 10 + i) for i in range(5)]
+        with ThreadPoolExecutor(1) as pool, connection_lost_mid_write(
+            isolated.settings.database_url.get_secret_value(), decision_id_for("lost-4", "m", "1")
+        ) as cut:
+            write = pool.submit(sink.write, batch)
+            cut()
+            with pytest.raises(AuditUnavailable):
+                write.result(timeout=30)
+        assert [row[0] for row in _rows(isolated)] == ["before"], "rows of the failed batch were committed"
+        assert sink.write(batch).inserted == 5, "the retry did not write the whole batch"
+        assert [row[0] for row in _rows(isolated)] == ["before", *(f"lost-{i}" for i in range(5))]

@@ -17,6 +17,8 @@ from streamer.runtime.publisher import OutboundRecord, Publisher
 from streamer.runtime.topics import ensure_topics
 from streamer.stages.audit import AuditStage
 from tests.conftest import Isolated
+from tests.integration.helpers import header_bytes
+from tests.integration.test_audit_sink import connection_lost_mid_write
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +67,35 @@ def test_batches_written_at_once_each_report_when_their_rows_are_committed(
     assert dict(dead.records[0].headers() or [])["dlq.reason"] == b"audit_refused"
 
 
-def test_a_write_postgres_cannot_take_fails_its_batch(isolated: Isolated, decision_records: list[Message]) -> None:
-    unreachable = AuditStage(lambda: AuditSink("postgresql://postgres@127.0.0.1:1/postgres", connect_timeout_s=1),
-                             Publisher(producer_config(isolated.settings)), isolated.settings.dlq_topic)
+def test_a_batch_whose_connection_is_lost_fails_and_commits_or_dead_letters_nothing_until_it_is_redone(
+    isolated: Isolated, decision_records: list[Message]
+) -> None:
+    s = isolated.settings
+    url = s.database_url.get_secret_value()
+    [poison] = [m for m in decision_records if b"decision_id" not in (m.value() or b"")]
+    decisions = [m for m in decision_records if m is not poison]
+    batch = [*decisions[10:20], poison]
+    last_id = json.loads(decisions[19].value() or b"{}")["decision_id"]
+    publisher = Publisher(producer_config(s))
+    audit = AuditStage(lambda: AuditSink(url), publisher, s.dlq_topic, writers=1)
     try:
-        write = unreachable(decision_records[:10])
-        assert write.wait(30)
-        assert isinstance(write.failure(), AuditUnavailable)
+        first = audit(decisions[:10])
+        assert first.wait(30) and first.failure() is None
+        with connection_lost_mid_write(url, last_id) as cut:
+            lost = audit(batch)
+            cut()
+            assert lost.wait(30)
+        assert isinstance(lost.failure(), AuditUnavailable)
+        assert isolated.audit_rows() == 10, "rows of the failed batch were committed"
+        redo = audit(batch)  # what the batch loop does with a failed batch
+        assert redo.wait(30) and redo.failure() is None
     finally:
-        unreachable.close()
-    assert isolated.audit_rows() == 0
+        audit.close()
+        publisher.close()
+    assert isolated.audit_rows() == 20
+    dead = TopicReader(s, s.dlq_topic)
+    dead.read_until(lambda records: len(records) > 1, 5)  # the stage publishes before its write reports
+    dead.close()
+    assert [(h["dlq.reason"], h["dlq.source.offset"]) for h in map(header_bytes, dead.records)] == [
+        (b"audit_refused", str(poison.offset()).encode())
+    ], "the poison record must be dead-lettered once, by the write that succeeded"

@@ -1,37 +1,79 @@
-"""Structured logs never carry personal data."""
+"""Structured logs never carry personal data: every record is rendered through `configure()`'s real
+processor chain and checked as it reaches stdout."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import structlog
 
-from streamer.logging import MASK, configure, get_logger, mask_pii
+from streamer.logging import MASK, configure, get_logger
+
+JANE = {"full_name": "Jane Doe", "email": "jane.doe@example.com", "phone": "+49 170 1234567"}
 
 
-class TestMaskPii:
-    def test_pii_keys_are_masked_at_any_depth(self) -> None:
-        event = {"event": "x", "email": "a@b.co", "applicant": {"name": "Jane", "age_years": 40}}
-        masked = mask_pii(None, "info", event)
-        assert masked["email"] == MASK
-        assert masked["applicant"] == {"name": MASK, "age_years": 40}
+def _rendered(capfd: pytest.CaptureFixture[str], log_format: str, emit: Callable[[], None]) -> str:
+    """What the logging set up by `configure(log_format)` writes to stdout while `emit` logs."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    capfd.readouterr()
+    configure(log_format, "INFO")
+    try:
+        emit()
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return capfd.readouterr().out
 
-    def test_email_addresses_inside_messages_are_masked(self) -> None:
-        masked = mask_pii(None, "info", {"event": "rejected jane.doe@example.com's application"})
-        assert "jane.doe" not in masked["event"]
+
+def _records(capfd: pytest.CaptureFixture[str], emit: Callable[[], None]) -> list[dict[str, Any]]:
+    out = _rendered(capfd, "json", emit)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-class TestConfiguredLogger:
-    def test_records_are_json_lines_without_pii(self, capfd: pytest.CaptureFixture[str]) -> None:
-        configure("json", "INFO")
-        try:
-            get_logger("test").info("batch_scored", records=3, phone="+49 170 1234567")
-            logging.getLogger("faust").warning("from the stdlib, about bob@example.org")
-        finally:
-            structlog.reset_defaults()
-        lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
-        assert lines[0]["event"] == "batch_scored" and lines[0]["records"] == 3
-        assert lines[0]["phone"] == MASK
-        assert "bob@example.org" not in lines[1]["event"]
+def _log_personal_data() -> None:
+    log = get_logger("test")
+    log.info("application_refused", records=3, phone=JANE["phone"],
+             applicant={"full_name": JANE["full_name"], "age_years": 40, "contacts": [{"email": JANE["email"]}]})
+    log.info(f"rejected {JANE['email']}'s application", note=f"copy to {JANE['email']}")
+    logging.getLogger("faust").warning("from the stdlib, about %s", JANE["email"])
+
+
+class TestConfiguredLogging:
+    def test_records_are_json_lines_that_keep_their_other_fields(self, capfd: pytest.CaptureFixture[str]) -> None:
+        def emit() -> None:
+            get_logger("test").info("batch_scored", records=3, outcome="approve")
+            logging.getLogger("faust").warning("rebalance %s", "done")
+
+        scored, stdlib = _records(capfd, emit)
+        assert (scored["event"], scored["records"], scored["outcome"], scored["level"]) == (
+            "batch_scored", 3, "approve", "info")
+        assert (stdlib["event"], stdlib["logger"], stdlib["level"]) == ("rebalance done", "faust", "warning")
+
+    def test_pii_keys_are_masked_at_any_depth(self, capfd: pytest.CaptureFixture[str]) -> None:
+        refused = _records(capfd, _log_personal_data)[0]
+        assert refused["records"] == 3
+        assert refused["phone"] == MASK
+        assert refused["applicant"] == {"full_name": MASK, "age_years": 40, "contacts": [{"email": MASK}]}
+
+    def test_email_addresses_inside_messages_and_values_are_masked(self, capfd: pytest.CaptureFixture[str]) -> None:
+        rejected = _records(capfd, _log_personal_data)[1]
+        assert rejected["event"] == f"rejected {MASK}'s application"
+        assert rejected["note"] == f"copy to {MASK}"
+
+    def test_stdlib_records_such_as_faust_ones_are_masked_too(self, capfd: pytest.CaptureFixture[str]) -> None:
+        stdlib = _records(capfd, _log_personal_data)[2]
+        assert (stdlib["logger"], stdlib["event"]) == ("faust", f"from the stdlib, about {MASK}")
+
+    @pytest.mark.parametrize("log_format", ["json", "console"])
+    def test_no_personal_data_reaches_stdout_in_either_format(
+        self, capfd: pytest.CaptureFixture[str], log_format: str
+    ) -> None:
+        out = _rendered(capfd, log_format, _log_personal_data)
+        assert out.count(MASK) >= 6, out
+        assert [value for value in JANE.values() if value in out] == [], out

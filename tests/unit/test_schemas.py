@@ -85,9 +85,21 @@ class TestLoanApplicationValidation:
         assert "channel" not in dumped
 
 
+# Decision ids pinned as released: consumers dedupe on decision_id across releases, so these strings must
+# never change. A failure here means the uuid5 namespace, the separator or the encoding of the name moved,
+# and every redelivered decision would look new downstream; fix the code, never these values.
+PINNED_DECISION_IDS = [
+    (("app-1", "m", "1"), "27db5fee-2a0e-5bde-bec5-7d69146118db"),
+    (("APP-2026-000123", "credit-pd", "2026.11.1"), "0cc21fed-b808-57ed-add3-22e2b8746b6f"),
+]
+
+
 class TestDecisionId:
-    def test_same_application_and_model_give_the_same_id(self) -> None:
-        assert decision_id_for("app-1", "m", "1") == decision_id_for("app-1", "m", "1")
+    @pytest.mark.parametrize(("parts", "expected"), PINNED_DECISION_IDS)
+    def test_an_application_and_model_give_the_id_released_for_them(
+        self, parts: tuple[str, str, str], expected: str
+    ) -> None:
+        assert decision_id_for(*parts) == expected
 
     def test_a_new_model_version_gives_a_new_id(self) -> None:
         assert decision_id_for("app-1", "m", "1") != decision_id_for("app-1", "m", "2")

@@ -11,6 +11,7 @@ from schemas import Decision, LoanApplication, ModelRef, Outcome, decision_id_fo
 from streamer.core.decisions import DecisionEncoder, Scores
 from streamer.core.policy import DecisionPolicy, adverse_reasons
 from streamer.local.synthetic import ApplicationFactory
+from tests.unit.test_schemas import PINNED_DECISION_IDS
 
 MODEL = ModelRef(name="m", version="7", sha256="a" * 64)
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -42,6 +43,20 @@ class TestDecisionEncoder:
         assert [r.feature for r in decisions[2].reason_codes] == ["savings", "job"]
         assert all(d.model == MODEL and d.policy_version == DecisionPolicy().version for d in decisions)
         assert all(d.decided_at == NOW for d in decisions)
+
+    @pytest.mark.parametrize(("parts", "expected"), PINNED_DECISION_IDS)
+    def test_the_hot_path_gives_the_decision_ids_released_for_application_and_model(
+        self, parts: tuple[str, str, str], expected: str
+    ) -> None:
+        application_id, model_name, model_version = parts
+        application = LoanApplication.model_validate(
+            {**ApplicationFactory(seed=5).valid(), "application_id": application_id}, strict=False
+        )
+        scores = Scores(np.array([0.1], dtype=np.float32), np.zeros((1, 1), dtype=np.float32))
+        model = ModelRef(name=model_name, version=model_version, sha256="a" * 64)
+        [encoded] = DecisionEncoder(model, ["job"], DecisionPolicy()).encode([application], [NOW_MS], scores, NOW)
+        assert encoded.decision_id == expected
+        assert Decision.model_validate_json(encoded.value).decision_id == expected
 
     def test_outcomes_and_reasons_match_the_policy_applied_row_by_row(self) -> None:
         rng = np.random.default_rng(3)
