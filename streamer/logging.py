@@ -49,6 +49,9 @@ def configure(log_format: str = "auto", level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Exceptions become text (`exception`) before masking: an exception object would only be turned
+        # into text by the renderer, after mask_pii, with whatever personal data its message carries.
+        structlog.processors.format_exc_info,
         mask_pii,
     ]
     structlog.configure(

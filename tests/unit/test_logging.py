@@ -77,3 +77,26 @@ class TestConfiguredLogging:
         out = _rendered(capfd, log_format, _log_personal_data)
         assert out.count(MASK) >= 6, out
         assert [value for value in JANE.values() if value in out] == [], out
+
+
+class TestExceptions:
+    """A logged exception keeps its traceback, as text, and personal data in its message is masked."""
+
+    @staticmethod
+    def _log_failures() -> None:
+        try:
+            raise ValueError(f"bad applicant {JANE['email']}")
+        except ValueError:
+            get_logger("test").exception("batch_failed")
+            logging.getLogger("faust").exception("agent crashed")
+
+    def test_an_exception_is_logged_with_its_traceback_and_without_personal_data(
+        self, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        records = _records(capfd, self._log_failures)
+        assert [r["event"] for r in records] == ["batch_failed", "agent crashed"]
+        for record in records:
+            text = json.dumps(record)
+            assert JANE["email"] not in text, record
+            assert "Traceback (most recent call last)" in record["exception"], record
+            assert "ValueError: bad applicant [redacted]" in record["exception"], record
