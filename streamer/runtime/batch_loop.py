@@ -100,6 +100,7 @@ class BatchLoop:
         commit_interval_s: float = 0.1,
         busy_poll_s: float = BUSY_POLL_S,
         check_positions: bool = False,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.name = name
         self._config = consumer_config
@@ -113,6 +114,7 @@ class BatchLoop:
         self._commit_interval_s = commit_interval_s
         self._busy_poll_s = busy_poll_s
         self._check_positions_enabled = check_positions  # Tansu only: see _check_positions
+        self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
@@ -122,6 +124,7 @@ class BatchLoop:
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
         self._next_check = 0.0
+        self._commit_refused = False  # set by on_commit when the broker refused one; see _retry_refused_commit
         self.assigned = threading.Event()
         self.crashed: BaseException | None = None
 
@@ -136,11 +139,12 @@ class BatchLoop:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        consumer = Consumer({**self._config, "on_commit": self._on_commit})
+        consumer = self._consumer_factory({**self._config, "on_commit": self._on_commit})
         try:
             consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stopping.is_set():
                 self._settle(consumer)
+                self._retry_refused_commit(consumer)
                 self._check_positions(consumer)
                 if len(self._in_flight) >= self._max_in_flight:
                     pending = self._in_flight[0][1]
@@ -348,11 +352,23 @@ class BatchLoop:
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """Remember what the broker acknowledged, to notice when a restarted broker no longer has it."""
         if error is not None:
+            # librdkafka does not retry a failed commit, and an idle loop would commit nothing newer: a commit
+            # sent just before a rebalance (ILLEGAL_GENERATION on Apache Kafka) would leave the group behind.
+            log.warning("commit_failed", loop=self.name, error=str(error))
+            self._commit_refused = True
             return
         for tp in partitions:
             if tp.error is None and tp.offset >= 0:
                 key = (tp.topic, tp.partition)
                 self._acknowledged[key] = max(self._acknowledged.get(key, -1), tp.offset)
+
+    def _retry_refused_commit(self, consumer: Consumer) -> None:
+        """Send the offsets again after the broker refused a commit, at most once per commit interval."""
+        now = time.monotonic()
+        if self._commit_refused and now - self._last_commit >= self._commit_interval_s:
+            self._commit_refused = False
+            self._commit(consumer, asynchronous=True)
+            self._last_commit = now
 
     def _commit(self, consumer: Consumer, asynchronous: bool) -> None:
         if not self._committed:
