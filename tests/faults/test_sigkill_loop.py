@@ -46,8 +46,10 @@ def _kill(worker: WorkerProcess, log: Path, moment: str, rng: random.Random) -> 
 
 
 def _wait_for(log: Path, event: str, timeout_s: float) -> None:
+    """Until the worker has logged `event`; a kill must land where it was aimed, so a timeout fails the test."""
     deadline = time.monotonic() + timeout_s
-    while log_events(log)[event] == 0 and time.monotonic() < deadline:
+    while log_events(log)[event] == 0:
+        assert time.monotonic() < deadline, f"the worker logged no {event} within {timeout_s}s ({log.name})"
         time.sleep(0.01)
 
 
@@ -76,4 +78,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_audits_each_application_onc
     assert account.audit_rows == account.valid
     assert final.process is not None and final.process.poll() is None, "the last worker died"
     assert sum(k["batches_scored"] for k in kills) > 0, "no kill landed while the worker was scoring"
+    # Decisions published again are the trace of a kill between the broker's acknowledgement and the offset
+    # commit: the place where a commit-order bug would lose records. Without one the test proves little.
+    assert account.duplicate_decision_events > 0, f"no kill landed between acknowledgement and commit: {kills}"
     report(size.name, "sigkill-loop", {**account.as_dict(), "kills": kills})
