@@ -27,14 +27,18 @@ class Sizes:
     resubmit_applications: int  # test 6
     sigterm_applications: int  # test 7
     overload_s: float  # test 8
+    failover_kills: int  # test 9: partition leaders killed, one after another
+    failover_down_s: float  # test 9: how long each stays down
 
 
 QUICK = Sizes("quick", kills=4, kill_applications=4_000, postgres_down_s=10, broker_frozen_s=10, broker_restarts=1,
               rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60, resubmit_after_s=3,
-              resubmit_applications=200, sigterm_applications=6_000, overload_s=6)
+              resubmit_applications=200, sigterm_applications=6_000, overload_s=6,
+              failover_kills=1, failover_down_s=10)
 SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30, broker_restarts=3,
              rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600, resubmit_after_s=120,
-             resubmit_applications=10_000, sigterm_applications=30_000, overload_s=60)
+             resubmit_applications=10_000, sigterm_applications=30_000, overload_s=60,
+             failover_kills=3, failover_down_s=30)
 
 
 @pytest.fixture(params=[pytest.param(QUICK, id="quick"), pytest.param(SOAK, id="soak", marks=pytest.mark.soak)])
