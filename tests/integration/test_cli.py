@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from streamer.local.stack import WorkerProcess
 from streamer.local.tally import TopicReader
 from tests.conftest import REPO, TANSU_ONLY, Isolated
+from tests.integration.cli_process import command, postgres_of
 
 # Tansu alone: the CLI's own behaviour; `demo` runs the embedded stack whatever the suite's broker.
 pytestmark = [pytest.mark.integration, TANSU_ONLY]
 
 
-def _processes_mentioning(text: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if text in cmdline and process.pid != os.getpid():
-            found.append(process)
-    return found
-
-
 def test_demo_accounts_for_every_application_and_leaves_no_process_behind() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "streamer", "demo", "--count", "400"],
-        cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.search(r"accounted for\s+400 of 400\b", result.stdout), result.stdout
-    assert re.search(r"audit rows\s+396\n", result.stdout), result.stdout
-    time.sleep(1.0)
-    assert _processes_mentioning("streamer-demo-") == []
+    with command(["demo", "--count", "400"]) as demo:
+        code = demo.wait_exit(240)
+        out = "".join(demo.lines)
+        assert code == 0, out[-4000:]
+        assert re.search(r"accounted for\s+400 of 400\b", out), out
+        assert re.search(r"audit rows\s+396\n", out), out
+        run_dir = next(line for line in demo.lines if "postgres " in line).split("host=", 1)[1].split(";")[0]
+        assert len(demo.seen) >= 2, f"the broker and worker processes were never seen: {demo.seen}"
+        assert demo.survivors() == [], "processes the demo started outlived it"
+        assert postgres_of(run_dir.removesuffix("/pg")) == []
 
 
 def test_produce_publishes_the_requested_number_of_applications(isolated: Isolated) -> None:
