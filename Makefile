@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/checkov/bin/checkov
 
+# The broker `make soak` and `make bench` run on: kafka (Apache Kafka, what production runs) or tansu.
+BROKER ?= kafka
+
 .DEFAULT_GOAL := help
 .PHONY: help demo test soak bench lint typecheck schemas model clean all
 
@@ -31,8 +34,8 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 test: $(STAMP) $(CHECKOV) lint ## Lint, type-check and run the whole suite against the embedded servers
 	$(PY) -m pytest
 
-soak: $(STAMP) ## The fault suite at full size (kills, outages, poison, overload); counts go to bench/results/
-	$(PY) -m pytest -m soak tests/faults -s
+soak: $(STAMP) ## The fault suite at full size on BROKER=kafka|tansu (default kafka); counts go to bench/results/
+	$(PY) -m pytest -m soak tests/faults -s -k $(BROKER)
 
 lint: $(STAMP) ## ruff, mypy (strict), import contracts (lint-imports), bandit, pip-audit (says SKIPPED when its service is unreachable)
 	$(VENV)/bin/ruff check streamer schemas training tests deploy bench
@@ -52,5 +55,5 @@ all: lint test
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-bench: $(STAMP) ## streamer side by side with the baselines on the embedded servers; writes bench/results/
-	$(PY) -m bench.run
+bench: $(STAMP) ## streamer beside the baselines on BROKER=kafka|tansu (default kafka); writes bench/results/
+	$(PY) -m bench.run --broker $(BROKER)

@@ -1,4 +1,7 @@
-"""`make bench`: streamer side by side with the baselines, on the same embedded broker and Postgres.
+"""`make bench`: streamer side by side with the baselines, on the same broker and Postgres.
+
+The broker is Apache Kafka (`--broker kafka`, the default: what production runs, and what the latency goal
+is judged on) or the embedded Tansu (`--broker tansu`).
 
 For each system: events/s from a backlog (median of 3, with min and max), end-to-end latency
 percentiles at offered rates, CPU % per process and peak RSS. Writes bench/results/latest.json,
@@ -80,10 +83,11 @@ class Run:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # A fresh broker for every run: Tansu keeps every record in memory, and a broker carrying the
-        # earlier runs' data would slow the later systems down.
-        self.stack.kafka.stop()
-        self.stack.kafka.start()
+        if self.stack.broker_kind == "tansu":
+            # A fresh broker for every run: Tansu keeps every record in memory, and a broker carrying the
+            # earlier runs' data would slow the later systems down. (Kafka keeps them on disk.)
+            self.stack.kafka.stop()
+            self.stack.kafka.start()
         database = f"bench_{self.tag}"
         with psycopg.connect(self.stack.postgres.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
@@ -92,7 +96,7 @@ class Run:
         self.settings = Settings(
             kafka_bootstrap=self.stack.kafka.bootstrap, database_url=self.database_url,
             input_topic=f"apps-{self.tag}", decision_topic=f"decisions-{self.tag}", dlq_topic=f"dlq-{self.tag}",
-            app_id=f"bench-{self.tag}", model_dir=REPO / "onnx_models",
+            app_id=f"bench-{self.tag}", model_dir=REPO / "onnx_models", broker_profile=self.stack.broker_kind,
         )
         s = self.settings
         ensure_topics(s, [s.input_topic, s.decision_topic, s.dlq_topic])
@@ -105,7 +109,8 @@ class Run:
                    "STREAMER_DECISION_TOPIC": s.decision_topic, "STREAMER_DLQ_TOPIC": s.dlq_topic,
                    "STREAMER_APP_ID": s.app_id, "STREAMER_MODEL_DIR": str(s.model_dir),
                    "STREAMER_WEB_PORT": str(free_port()), "STREAMER_DATA_DIR": str(log_dir / f"data-{self.tag}-{i}"),
-                   "STREAMER_LOG_FORMAT": "json", "STREAMER_LOG_LEVEL": "WARNING"}
+                   "STREAMER_LOG_FORMAT": "json", "STREAMER_LOG_LEVEL": "WARNING",
+                   "STREAMER_BROKER_PROFILE": self.stack.broker_kind}
             log = open(log_dir / f"{self.system.name}-{self.tag}-{i}.log", "ab")  # noqa: SIM115 (child owns it)
             self.processes.append(subprocess.Popen(self.system.command, env=env, cwd=REPO, stdout=log,
                                                    stderr=subprocess.STDOUT))
@@ -310,13 +315,15 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[1000, 5000, 20000])
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of each offered-load run.")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--broker", choices=["kafka", "tansu"], default="kafka")
     args = parser.parse_args()
     chosen = [s for s in SYSTEMS if s.name in args.systems]
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, "-m", "bench.run", *sys.argv[1:]]),
-        "started_at": datetime.now(UTC).isoformat(), "machine": _machine(), "systems": {},
+        "started_at": datetime.now(UTC).isoformat(), "machine": _machine(), "broker": args.broker, "systems": {},
     }
-    with tempfile.TemporaryDirectory(prefix="streamer-bench-") as tmp, LocalStack(Path(tmp)) as stack:
+    with (tempfile.TemporaryDirectory(prefix="streamer-bench-") as tmp,
+          LocalStack(Path(tmp), broker=args.broker) as stack):
         log_dir = Path(tmp)
         for system in chosen:
             entry: dict[str, Any] = {"throughput_runs": [], "latency": []}
@@ -352,7 +359,8 @@ def _ratios(systems: dict[str, Any]) -> dict[str, float]:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    lines = [f"Command: `{results['command']}` at {results['started_at']} on {results['machine']}", "",
+    lines = [f"Command: `{results['command']}` at {results['started_at']} on {results['machine']}",
+             f"Broker: {results.get('broker', 'tansu')}", "",
              "| system | events/s median (min-max) | CPU % system / broker / postgres | peak RSS MB |",
              "|---|---|---|---|"]
     for name, e in results["systems"].items():
@@ -391,7 +399,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("offered load (applications/s)")
     ax.set_ylabel("p99 end-to-end latency (ms)")
-    ax.set_title("Latency against offered load (same broker and Postgres)")
+    ax.set_title(f"Latency against offered load ({results.get('broker', 'tansu')}, same Postgres)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
