@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from streamer.runtime.batch_loop import BatchLoop
+from streamer.runtime.batch_loop import BatchHandler, BatchLoop
 
 TOPIC = "apps"
 
@@ -89,24 +89,31 @@ class FakeConsumer:
             self._on_commit(error, offsets)
 
 
+def _run_until_committed(records: int, refuse: int, handler: BatchHandler) -> FakeConsumer:
+    """Run a BatchLoop on a fake consumer until the group has committed every record (or 10 s pass)."""
+    holder: list[FakeConsumer] = []
+
+    def factory(config: dict[str, Any]) -> Any:
+        holder.append(FakeConsumer(config, records=records, refuse=refuse))
+        return holder[0]
+
+    loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=10, max_wait_s=0.0,
+                     consumer_factory=factory)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (holder and holder[0].broker_committed.get(0) == records) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        loop.stop(timeout_s=5)
+    assert holder, "the loop never made its consumer"
+    return holder[0]
+
+
 class TestCommits:
     def test_a_commit_the_broker_refused_is_sent_again_though_no_new_batch_comes(self) -> None:
-        holder: list[FakeConsumer] = []
-
-        def factory(config: dict[str, Any]) -> Any:
-            holder.append(FakeConsumer(config, records=25, refuse=1))
-            return holder[0]
-
-        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], lambda batch: None, max_batch=10, max_wait_s=0.0,
-                         consumer_factory=factory)
-        loop.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not (holder and holder[0].broker_committed.get(0) == 25) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            committed = holder[0].broker_committed.get(0) if holder else None
-        finally:
-            loop.stop(timeout_s=5)
+        consumer = _run_until_committed(25, refuse=1, handler=lambda batch: None)
+        committed = consumer.broker_committed.get(0)
         assert committed == 25, f"the group's committed offset stayed at {committed} after a refused commit"
 
     def test_each_batch_is_handed_over_once_when_commits_succeed(self) -> None:
@@ -115,20 +122,6 @@ class TestCommits:
         def handler(batch: Sequence[Message]) -> None:
             seen.extend(m.offset() or 0 for m in batch)
 
-        holder: list[FakeConsumer] = []
-
-        def factory(config: dict[str, Any]) -> Any:
-            holder.append(FakeConsumer(config, records=25, refuse=0))
-            return holder[0]
-
-        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=10, max_wait_s=0.0,
-                         consumer_factory=factory)
-        loop.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not (holder and holder[0].broker_committed.get(0) == 25) and time.monotonic() < deadline:
-                time.sleep(0.01)
-        finally:
-            loop.stop(timeout_s=5)
+        consumer = _run_until_committed(25, refuse=0, handler=handler)
         assert seen == list(range(25))
-        assert holder[0].broker_committed == {0: 25}
+        assert consumer.broker_committed == {0: 25}
