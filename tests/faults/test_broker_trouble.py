@@ -42,10 +42,10 @@ WATCHED = ("producer_renewed", "topics_recreated", "batch_failed", "commit_on_re
            "partition_stalled")
 
 
-def _start(stack: LocalStack) -> tuple[Settings, Path, WorkerProcess, int]:
+def _start(stack: LocalStack, **env: str) -> tuple[Settings, Path, WorkerProcess, int]:
     s = stack.settings(topic_partitions=4)
     log = stack.run_dir / "worker.log"
-    worker = spawn(own_stack_env(stack), log, stack.workers)
+    worker = spawn(own_stack_env(stack, **env), log, stack.workers)
     assert worker.process is not None and stack.kafka.pid is not None
     return s, log, worker, worker.process.pid
 
@@ -135,7 +135,8 @@ def test_apache_kafka_killed_and_restarted_keeps_its_log_and_the_worker_carries_
 def test_tansu_restarted_empty_gets_its_topics_back_from_the_worker_without_a_restart(
     own_stack: LocalStack, size: Sizes
 ) -> None:
-    s, log, worker, pid = _start(own_stack)
+    # The old producer is given up after the delivery timeout: 10 s here instead of 30 s, to keep the test short.
+    s, log, worker, pid = _start(own_stack, STREAMER_DELIVERY_TIMEOUT_MS="10000")
     settle(s, publish_all(s, synthetic(1_000, 100, seed=123)).ends())
     recoveries, account = [], None
     for n in range(size.broker_restarts):
@@ -150,7 +151,7 @@ def test_tansu_restarted_empty_gets_its_topics_back_from_the_worker_without_a_re
         _until(_logged(log, "topics_recreated", recreated), 45, "topics re-created by the worker")
         fresh = synthetic(3_000, 100, seed=113 + n)  # more than before: old positions kept would show as a gap
         second = publish_all(s, fresh)
-        # Up to a delivery timeout (30 s) for the old producer id to be given up, then a group rejoin.
+        # Up to a delivery timeout for the old producer id to be given up, then a group rejoin.
         ledger = settle(s, second.ends(), timeout_s=90)
         recoveries.append(round(time.monotonic() - restarted, 1))
         account = check_promise(ledger, fresh, second.positions, own_stack.postgres.url, extra_audited=before)
