@@ -324,3 +324,81 @@ def _broker_of_current_test() -> str:
     current = os.environ.get("PYTEST_CURRENT_TEST", "")
     params = current[current.find("[") + 1 : current.find("]")].split("-") if "[" in current else []
     return next((p for p in params if p in ("kafka", "tansu")), "kafka")
+
+
+def renamed_copies(payloads: Sequence[Payload], count: int, suffix: str) -> list[Payload]:
+    """`count` more payloads, cycling through `payloads`, far cheaper to make than new ones (the overload and
+    poison tests need hundreds of thousands): a valid one is copied under a new application id (in its value,
+    and its key where the key was the id), so each still gets a decision of its own; an invalid one is copied
+    as it is, a record of its own all the same (outcomes are traced by input position). A valid payload whose
+    id is not found exactly once in its value is not copied."""
+    sources = [
+        p for p in payloads
+        if p.application_id is None or (p.value or b"").count(f'"{p.application_id}"'.encode()) == 1
+    ]
+    assert sources, "nothing to copy"
+    out: list[Payload] = []
+    for n in range(count):
+        p = sources[n % len(sources)]
+        if p.application_id is None:
+            out.append(p)
+            continue
+        new_id = f"{p.application_id}.{suffix}{n}"
+        value = (p.value or b"").replace(f'"{p.application_id}"'.encode(), f'"{new_id}"'.encode())
+        key = new_id.encode() if p.key == p.application_id.encode() else p.key
+        out.append(Payload(key, value, None, new_id, p.label))
+    return out
+
+
+def idle_rss_mb(pid: int, readings: int = 3, every_s: float = 0.5) -> float:
+    """The median of a few RSS readings `every_s` apart, for a worker that has nothing left to do."""
+    found = []
+    for _ in range(readings):
+        time.sleep(every_s)
+        found.append(rss_mb(pid))
+    return sorted(found)[len(found) // 2]
+
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class HeaderedPublisher(TrackedPublisher):
+    """A TrackedPublisher that sends each payload with headers of its own, as an upstream service would."""
+
+    def __init__(self, settings: Settings, payloads: Sequence[Payload], headers: Sequence[Headers]) -> None:
+        super().__init__(settings, payloads)
+        assert len(headers) == len(self.payloads), "one list of headers per payload"
+        self.headers = list(headers)
+
+    def _produce(self, producer: Producer, i: int, payload: Payload) -> None:
+        def on_delivery(error: object, message: Message) -> None:
+            if error is not None:
+                self.failures.append(str(error))
+            else:
+                self.positions[i] = (message.partition() or 0, message.offset() or 0)
+
+        headers: list[tuple[str, str | bytes | None]] = list(self.headers[i])
+        while True:
+            try:
+                producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
+                                 headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+
+def publish_all_with_headers(
+    settings: Settings, payloads: Sequence[Payload], headers: Sequence[Headers]
+) -> TrackedPublisher:
+    publisher = HeaderedPublisher(settings, payloads, headers).run()
+    assert not publisher.failures, publisher.failures[:3]
+    return publisher
+
+
+def dead_letter_records_by_source(ledger: Ledger) -> dict[Position, list[Message]]:
+    """The dead letters themselves (key, value, headers), by the input position they name."""
+    out: dict[Position, list[Message]] = defaultdict(list)
+    for record in ledger.dead_letters:
+        headers = header_bytes(record)
+        out[(int(headers["dlq.source.partition"]), int(headers["dlq.source.offset"]))].append(record)
+    return out

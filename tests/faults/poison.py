@@ -7,7 +7,8 @@ structural edits (drop, retype or replace a field with an edge value, add unknow
 third, a byte-level edit (truncate, stray byte, NaN/Infinity/overflow literal, duplicate key, wrapping).
 Whether a payload is valid is decided by `streamer.core.validation.parse_application` (the test checks the
 pipeline delivers each one to exactly one place, not the validation rules); the hand-picked ones carry the
-reason the README promises, and that is asserted too.
+reason the README promises, and that is asserted too. Records are sent with headers of their own
+(`original_headers`), which a dead letter must carry unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hypothesis_jsonschema import from_schema
 from streamer.core.validation import Rejection, parse_application
 from streamer.local.synthetic import ApplicationFactory
 from tests.conftest import REPO
-from tests.faults.harness import Payload
+from tests.faults.harness import Headers, Payload
 
 SCHEMA = REPO / "schemas" / "json" / "loan-application.v1.json"
 MAX_EVENT_BYTES = 65_536  # the worker's default STREAMER_MAX_EVENT_BYTES
@@ -72,6 +73,22 @@ def mutated(seeds: list[dict[str, Any]], count: int, tag: str, seed: int = 5) ->
             valid_ids.add(payload.application_id)
         out.append(payload)
     return out
+
+
+def original_headers(n: int) -> Headers:
+    """The headers sent with the n-th record, as an upstream service might: none at all on every fourth;
+    otherwise a trace id of its own (so that a dead letter carrying another record's headers is caught), a
+    key that repeats (both values, in order), bytes that are not UTF-8, an empty value and a null one."""
+    if n % 4 == 0:
+        return []
+    return [
+        ("traceparent", f"00-{n:032x}-{n:016x}-01".encode()),
+        ("source", b"loan-portal"),
+        ("source", b"broker-api"),
+        ("signature", bytes([0x00, 0xFF, 0xFE, n % 256])),
+        ("empty", b""),
+        ("no-value", None),
+    ]
 
 
 def classified(key: bytes | None, value: bytes | None, label: str) -> Payload:
