@@ -61,7 +61,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_audits_each_application_onc
     rng = random.Random(size.kills)
     load = TrackedPublisher(s, payloads, rate_per_s=len(payloads) / (size.kills * CYCLE_S)).start()
     kills: list[dict[str, Any]] = []
-    env = {**isolated.env, "STREAMER_BATCH_MAX_EVENTS": BATCH}
+    # A 6 s session timeout on both brokers (Kafka's default profile has 10 s): each kill costs the next worker
+    # one session timeout at its join, and the cycle below is sized for 6 s.
+    env = {**isolated.env, "STREAMER_BATCH_MAX_EVENTS": BATCH, "STREAMER_SESSION_TIMEOUT_MS": "6000",
+           "STREAMER_HEARTBEAT_INTERVAL_MS": "1500"}
     for n in range(size.kills):
         log = isolated.run_dir / f"worker-{n}.log"
         worker = spawn(env, log, isolated.stack.workers, wait=False)
