@@ -115,13 +115,22 @@ class TrackedPublisher:
             else:
                 self.positions[i] = (message.partition() or 0, message.offset() or 0)
 
+        headers = self._headers(i)
         while True:
             try:
-                producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
-                                 on_delivery=on_delivery)
+                if headers is None:
+                    producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
+                                     on_delivery=on_delivery)
+                else:
+                    producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
+                                     headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:
                 producer.poll(0.05)
+
+    def _headers(self, i: int) -> list[tuple[str, str | bytes | None]] | None:
+        """The headers the i-th payload is sent with; none here (HeaderedPublisher gives each its own)."""
+        return None
 
 
 def publish_all(settings: Settings, payloads: Sequence[Payload], rate_per_s: float | None = None) -> TrackedPublisher:
@@ -370,21 +379,8 @@ class HeaderedPublisher(TrackedPublisher):
         assert len(headers) == len(self.payloads), "one list of headers per payload"
         self.headers = list(headers)
 
-    def _produce(self, producer: Producer, i: int, payload: Payload) -> None:
-        def on_delivery(error: object, message: Message) -> None:
-            if error is not None:
-                self.failures.append(str(error))
-            else:
-                self.positions[i] = (message.partition() or 0, message.offset() or 0)
-
-        headers: list[tuple[str, str | bytes | None]] = list(self.headers[i])
-        while True:
-            try:
-                producer.produce(self.settings.input_topic, key=payload.key, value=payload.value,
-                                 headers=headers, on_delivery=on_delivery)
-                return
-            except BufferError:
-                producer.poll(0.05)
+    def _headers(self, i: int) -> list[tuple[str, str | bytes | None]] | None:
+        return list(self.headers[i])
 
 
 def publish_all_with_headers(

@@ -2,8 +2,8 @@
 
 A terminal's Ctrl-C signals the whole foreground process group at once, so SIGINT goes to the command's
 group; SIGTERM goes to the command alone, as `kill` and Kubernetes send it. Faust's worker takes both down
-one path (it cancels the command), so `produce` and `local` are tested with both, `demo` with Ctrl-C and
-`worker` with SIGINT (its SIGTERM test is tests/faults/test_sigterm.py).
+one path (it cancels the command), so `produce` is tested with both, `local` and `demo` with Ctrl-C (where the
+order of the drain matters) and `worker` with SIGINT (its SIGTERM test is tests/faults/test_sigterm.py).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def test_produce_stops_publishing_on_a_signal(isolated: Isolated, sig: signal.Si
             reader.close()
 
 
-@pytest.mark.parametrize("sig", SIGNALS)
-def test_local_drains_its_worker_before_stopping_its_servers(sig: signal.Signals) -> None:
+def test_local_drains_its_worker_before_stopping_its_servers_on_ctrl_c() -> None:
+    sig = signal.SIGINT  # to the process group, as a terminal sends it: the case where the order matters
     with command(["local", "--kafka-port", "0"]) as local:
         local.wait_for(lambda: local.printed("STREAMER_DATABASE_URL="), 120, "servers")
         bootstrap = next(line for line in local.lines if line.startswith("STREAMER_KAFKA_BOOTSTRAP=127.0.0.1:"))
