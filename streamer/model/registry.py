@@ -33,8 +33,19 @@ def champion(model_dir: Path) -> ModelEntry:
             artifact_id=artifact_id,
             name=entry["name"],
             version=str(entry["version"]),
-            path=model_dir / entry["file"],
+            path=_inside(model_dir, entry["file"]),
             sha256=entry["sha256"],
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"cannot read the champion from {path}: {exc!r}") from exc
+
+
+def _inside(model_dir: Path, file: str) -> Path:
+    """The artifact's path, which must stay inside `model_dir` once `..` and symlinks are resolved: the
+    directory is what operators mount, sign off and back up, and what the fleet's replicas all see."""
+    if not isinstance(file, str) or not file:
+        raise RegistryError(f"the champion's file is {file!r}, not a file name")
+    path = model_dir / file
+    if not path.resolve().is_relative_to(model_dir.resolve()):
+        raise RegistryError(f"the champion's file {file!r} is outside the model directory")
+    return path

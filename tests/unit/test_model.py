@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx.external_data_helper import convert_model_to_external_data
 
 from schemas import LoanApplication
 from streamer.local.synthetic import ApplicationFactory
 from streamer.model.onnx_scorer import ModelLoadError, OnnxScorer
-from streamer.model.registry import ModelEntry, champion
+from streamer.model.registry import ModelEntry, RegistryError, champion
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "onnx_models"
 
@@ -56,3 +59,52 @@ class TestOnnxScorer:
         moved = champion(tmp_path / "models")
         assert moved.path.parent == tmp_path / "models"
         assert _load(moved.path, moved).ref.version == entry.version
+
+
+class TestWhatTheRegistryMayName:
+    """registry.json is edited by hand and by promotion; the sha256 it pins covers one file in the model
+    directory, so it may name nothing outside that directory and nothing the file itself loads from elsewhere."""
+
+    @pytest.mark.parametrize("where", ["parent", "absolute", "dotted", "symlink"])
+    def test_a_file_outside_the_model_dir_is_refused(self, tmp_path: Path, where: str) -> None:
+        models = Path(shutil.copytree(MODEL_DIR, tmp_path / "models"))
+        shipped = champion(models)
+        outside = tmp_path / "elsewhere.onnx"
+        shutil.copy(shipped.path, outside)  # a good model: only its place makes it wrong
+        named = {
+            "parent": "../elsewhere.onnx",
+            "absolute": str(outside),
+            "dotted": "sub/../../elsewhere.onnx",
+            "symlink": "link.onnx",
+        }[where]
+        if where == "symlink":
+            (models / "link.onnx").symlink_to(outside)
+        registry = json.loads((models / "registry.json").read_text())
+        registry["models"][shipped.artifact_id]["file"] = named
+        (models / "registry.json").write_text(json.dumps(registry))
+
+        with pytest.raises(RegistryError, match="outside the model directory"):
+            champion(models)
+
+    def test_a_file_in_a_subfolder_of_the_model_dir_is_allowed(self, tmp_path: Path) -> None:
+        models = Path(shutil.copytree(MODEL_DIR, tmp_path / "models"))
+        shipped = champion(models)
+        (models / "archive").mkdir()
+        shutil.move(shipped.path, models / "archive" / shipped.path.name)
+        registry = json.loads((models / "registry.json").read_text())
+        registry["models"][shipped.artifact_id]["file"] = f"archive/{shipped.path.name}"
+        (models / "registry.json").write_text(json.dumps(registry))
+
+        moved = champion(models)
+        assert _load(moved.path, moved).ref.sha256 == shipped.sha256
+
+    def test_an_onnx_file_with_external_data_is_refused(self, entry: ModelEntry, tmp_path: Path) -> None:
+        model = onnx.load_model(str(entry.path))
+        convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+        onnx.save_model(model, str(tmp_path / "m.onnx"))
+        assert (tmp_path / "weights.bin").stat().st_size > 0  # the weights really are in the other file
+        blob = (tmp_path / "m.onnx").read_bytes()
+
+        with pytest.raises(ModelLoadError, match="external data") as refused:
+            _load(tmp_path / "m.onnx", entry, sha256=hashlib.sha256(blob).hexdigest())
+        assert refused.value.reason == "external_data"
