@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamer.logging import url_secrets
+
 BrokerProfile = Literal["kafka", "tansu"]
 
 # Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
@@ -118,3 +120,11 @@ class Settings(BaseSettings):
 
     def audit_group(self) -> str:
         return f"{self.app_id}-audit"
+
+    def secret_values(self) -> list[str]:
+        """What logs must never show: the database URL's password (libpq quotes a URL it cannot parse
+        back in its error) and the SASL password."""
+        secrets = url_secrets(self.database_url.get_secret_value())
+        if self.sasl_password is not None:
+            secrets.append(self.sasl_password.get_secret_value())
+        return secrets

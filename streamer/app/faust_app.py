@@ -54,7 +54,7 @@ class Pipeline(PipelineService):
 
     async def on_first_start(self) -> None:
         # After Faust set up logging, so our structlog handler is the one that stays.
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, settings.secret_values())
         await super().on_first_start()
 
 

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 import structlog
 
+from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
+from streamer.config import Settings
 from streamer.logging import MASK, configure, get_logger
 
 JANE = {"full_name": "Jane Doe", "email": "jane.doe@example.com", "phone": "+49 170 1234567"}
 
 
-def _rendered(capfd: pytest.CaptureFixture[str], log_format: str, emit: Callable[[], None]) -> str:
+def _rendered(
+    capfd: pytest.CaptureFixture[str], log_format: str, emit: Callable[[], None], secrets: Sequence[str] = ()
+) -> str:
     """What the logging set up by `configure(log_format)` writes to stdout while `emit` logs."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     capfd.readouterr()
-    configure(log_format, "INFO")
+    configure(log_format, "INFO", secrets)
     try:
         emit()
     finally:
@@ -100,3 +104,47 @@ class TestExceptions:
             assert JANE["email"] not in text, record
             assert "Traceback (most recent call last)" in record["exception"], record
             assert "ValueError: bad applicant [redacted]" in record["exception"], record
+
+
+class TestSecrets:
+    """A database URL libpq cannot parse comes back in its error message, whole or as the bad token, and
+    the audit logs that error on every retry: the password must never reach a log line."""
+
+    PASSWORD = "Hunter2pw"
+
+    @pytest.mark.parametrize("url", [
+        f"postgresql://streamer:{PASSWORD}@[::1:5432/audit",  # libpq quotes the whole URI
+        "postgresql://streamer:Hunter%2pw@127.0.0.1:5432/audit",  # libpq quotes the bad token: the password
+    ])
+    def test_a_malformed_database_url_never_logs_its_password(
+        self, capfd: pytest.CaptureFixture[str], url: str
+    ) -> None:
+        password = "Hunter%2pw" if "%2pw" in url else self.PASSWORD
+
+        def emit() -> None:
+            try:
+                AuditSink(url, connect_timeout_s=1).write([DecisionEvent("loan-decisions", 0, 0, b"{}")])
+            except AuditUnavailable as exc:
+                assert password in str(exc), "the premise: libpq echoed the password"
+                get_logger("streamer.runtime.batch_loop").warning("batch_failed", error=repr(exc))
+                get_logger("streamer.runtime.batch_loop").exception("batch_loop_crashed")
+
+        out = _rendered(capfd, "json", emit, secrets=Settings(database_url=url).secret_values())
+        assert '"batch_failed"' in out and '"batch_loop_crashed"' in out, out
+        assert password not in out, out
+
+    def test_credentials_in_any_url_are_masked_and_the_rest_is_kept(self, capfd: pytest.CaptureFixture[str]) -> None:
+        def emit() -> None:
+            get_logger("test").warning("connect_failed", error="cannot reach postgresql://audit:s3cret-Pw@db:5432/x")
+            get_logger("test").warning("connect_failed", error="bad dsn: host=db password=s3cret-Pw dbname=x")
+
+        out = _rendered(capfd, "json", emit)
+        assert "s3cret-Pw" not in out, out
+        assert f"postgresql://audit:{MASK}@db:5432/x" in out, out
+        assert f"host=db password={MASK} dbname=x" in out, out
+
+    def test_a_url_without_a_password_is_logged_as_it_is(self, capfd: pytest.CaptureFixture[str]) -> None:
+        def emit() -> None:
+            get_logger("test").info("audit_database", url="postgresql://audit@db:5432/x")
+
+        assert "postgresql://audit@db:5432/x" in _rendered(capfd, "json", emit)
