@@ -117,7 +117,7 @@ class AuditSink:
             try:
                 inserted += self._insert([event])
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                refused.append((event, f"{type(exc).__name__}: {exc}".strip()))
+                refused.append((event, _refusal(exc)))
         return WriteResult(inserted, refused)
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -126,6 +126,15 @@ class AuditSink:
             conn.execute(_STAGING)
             self._conn = conn
         return self._conn
+
+
+def _refusal(exc: psycopg.Error) -> str:
+    """Why Postgres refused a row, in names only: its messages quote the input (`Failing row contains
+    (…)`, `invalid input syntax for type uuid: "…"`), and this text becomes a dead letter's dlq.error."""
+    diag = exc.diag
+    named = [("table", diag.table_name), ("column", diag.column_name), ("constraint", diag.constraint_name),
+             ("type", diag.datatype_name)]
+    return "; ".join([f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})", *(f"{k} {v}" for k, v in named if v)])
 
 
 def _copy_text(events: Sequence[DecisionEvent]) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,28 @@ def _decision(application_id: str, **overrides: object) -> dict[str, object]:
     }
     doc.update(overrides)
     return doc
+
+
+def _input_values(poison: bytes) -> list[str]:
+    """What a reason must not quote: the record's text, or every string value of 3+ characters in it."""
+    try:
+        doc = json.loads(poison)
+    except ValueError:
+        return [poison.decode("utf-8", "replace")]
+    strings: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and len(value) >= 3:
+            strings.append(value)
+
+    walk(doc)
+    return strings
 
 
 def _event(value: bytes, offset: int) -> DecisionEvent:
@@ -128,7 +151,10 @@ class TestAuditSink:
         result = sink.write([good[0], bad, *good[1:]])
         assert result.inserted == 3
         assert [event.offset for event, _ in result.refused] == [99]
-        assert result.refused[0][1]
+        reason = result.refused[0][1]
+        assert re.fullmatch(r"[A-Za-z]+ \(SQLSTATE (22|23)\w{3}\)(; [a-z]+ \S+)*", reason), reason
+        echoed = [value for value in _input_values(poison) if value in reason]
+        assert echoed == [], f"the reason (a dead letter's dlq.error) quotes the input: {reason!r}"
         assert len(_rows(isolated)) == 3
 
     def test_an_unreachable_database_raises_audit_unavailable(self) -> None:

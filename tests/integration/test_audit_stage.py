@@ -64,7 +64,10 @@ def test_batches_written_at_once_each_report_when_their_rows_are_committed(
     dead = TopicReader(isolated.settings, isolated.settings.dlq_topic)
     assert dead.read_until(lambda records: len(records) == 1, 30)
     dead.close()
-    assert dict(dead.records[0].headers() or [])["dlq.reason"] == b"audit_refused"
+    headers = dict(dead.records[0].headers() or [])
+    assert headers["dlq.reason"] == b"audit_refused"
+    # Postgres's own message would say "Failing row contains (…)" with the record's values
+    assert headers["dlq.error"] == b"NotNullViolation (SQLSTATE 23502); table decision_audit_ids; column decision_id"
 
 
 def test_a_batch_whose_connection_is_lost_fails_and_commits_or_dead_letters_nothing_until_it_is_redone(
