@@ -54,6 +54,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         **common_config(settings),
         "enable.idempotence": True,
         "acks": "all",
+        # Kafka's Java producer and Kafka Streams hash keys with murmur2; librdkafka's default (CRC32) would
+        # put a decision on another partition number than its application, and break key-partitioned joins.
+        # Keyless records (none of ours) are spread at random.
+        "partitioner": "murmur2_random",
         "linger.ms": settings.linger_ms,
         # A bound on a silent wait: a broker that restarted empty (Tansu) answers every produce of the old
         # producer id with UNKNOWN_PRODUCER_ID, which librdkafka retries until this timeout, whereupon the
