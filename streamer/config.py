@@ -48,8 +48,16 @@ class Settings(BaseSettings):
         "topic re-creation, 10 s metadata refreshes.",
     )
     app_id: str = Field("streamer", description="Faust app id; also prefixes consumer group ids.")
-    topic_partitions: int = Field(8, ge=1, description="Partitions for topics the worker creates.")
-    topic_replication: int = Field(1, ge=1, description="Replication factor for topics the worker creates.")
+    create_topics: bool = Field(
+        False,
+        description="Create the three topics when missing (and, on `tansu`, again after the broker lost them). Off "
+        "by default: production topics are provisioned with their replication, retention and min.insync.replicas "
+        "(k8s/base/kafka/topics.yaml). The embedded stack turns it on.",
+    )
+    topic_partitions: int = Field(8, ge=1, description="Partitions for topics the worker creates (`create_topics`).")
+    topic_replication: int = Field(
+        1, ge=1, description="Replication factor for topics the worker creates (`create_topics`)."
+    )
 
     batch_max_events: int = Field(1000, ge=1, description="Largest micro-batch scored in one ONNX call.")
     batch_max_wait_ms: int = Field(5, ge=0, description="Longest wait to fill a micro-batch.")

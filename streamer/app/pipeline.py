@@ -25,7 +25,7 @@ from streamer.runtime.batch_loop import BatchLoop
 from streamer.runtime.clients import consumer_config, producer_config
 from streamer.runtime.lag import CommittedLag
 from streamer.runtime.publisher import Publisher
-from streamer.runtime.topics import ensure_topics
+from streamer.runtime.topics import ensure_topics, missing_topics
 from streamer.stages.audit import AuditStage
 from streamer.stages.scoring import ScoringStage, ScoringTopics
 
@@ -65,7 +65,7 @@ class PipelineService(mode.Service):
         # 5 ms switch interval a loop waking from I/O waits up to 5 ms per hand-over, several times a batch
         # (README, "Kafka settings that matter", has the measurements).
         sys.setswitchinterval(s.gil_switch_interval_s)
-        await asyncio.to_thread(ensure_topics, s, [s.input_topic, s.decision_topic, s.dlq_topic])
+        await asyncio.to_thread(self._check_topics)
         self.model = await asyncio.to_thread(load_champion, s)
         self.watcher = ModelWatcher(s.model_dir, self.model)
         self.loops = [self._scoring_loop(self.model), self._audit_loop()]
@@ -88,12 +88,24 @@ class PipelineService(mode.Service):
         loops_ready = bool(self.loops) and all(loop.assigned.is_set() and loop.is_alive() for loop in self.loops)
         return self.model is not None and loops_ready and self.database_ok
 
+    def _check_topics(self) -> None:
+        """Create the missing topics when asked to; otherwise say which are missing and carry on: consuming
+        and publishing wait for them (records are neither lost nor skipped), and the worker is not ready."""
+        s = self.settings
+        topics = [s.input_topic, s.decision_topic, s.dlq_topic]
+        if s.create_topics:
+            ensure_topics(s, topics)
+        elif missing := missing_topics(s, topics):
+            log.error("topics_missing", topics=missing,
+                      hint="create them (k8s/base/kafka/topics.yaml), or set STREAMER_CREATE_TOPICS=true on a "
+                           "development broker")
+
     @mode.Service.timer(15.0)
     async def _keep_topics(self) -> None:
-        """Tansu only: a Tansu that restarted has lost its log (kept in memory), and our topics with it. On
-        Kafka a missing topic is an operator's doing, not to be undone with default settings."""
+        """Tansu, with create_topics on: a Tansu that restarted has lost its log (kept in memory), and our
+        topics with it. On Kafka a missing topic is an operator's doing, not to be undone with default settings."""
         s = self.settings
-        if s.broker_profile != "tansu":
+        if s.broker_profile != "tansu" or not s.create_topics:
             return
         try:
             created = await asyncio.to_thread(ensure_topics, s, [s.input_topic, s.decision_topic, s.dlq_topic])

@@ -145,12 +145,13 @@ class LocalStack:
             "STREAMER_DATA_DIR": str(self.run_dir / "faust"),
             "STREAMER_LOG_FORMAT": "json",
             "STREAMER_BROKER_PROFILE": self.broker_kind,
+            "STREAMER_CREATE_TOPICS": "true",  # a development broker: nobody provisions its topics
             **extra,
         }
 
     def settings(self, **overrides: object) -> Settings:
         fields = {"kafka_bootstrap": self.kafka.bootstrap, "database_url": self.postgres.url,
-                  "broker_profile": self.broker_kind, **overrides}
+                  "broker_profile": self.broker_kind, "create_topics": True, **overrides}
         return Settings(**fields)  # type: ignore[arg-type]
 
     def start_worker(self, log_name: str | None = "worker.log", wait: bool = True, **env: str) -> WorkerProcess:

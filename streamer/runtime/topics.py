@@ -15,11 +15,20 @@ from streamer.runtime.clients import common_config
 log = get_logger(__name__)
 
 
+def missing_topics(settings: Settings, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
+    """The names of topics the cluster does not have (the metadata request creates none)."""
+    return _missing(AdminClient(common_config(settings)), names, timeout_s)
+
+
+def _missing(admin: AdminClient, names: Iterable[str], timeout_s: float) -> list[str]:
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    return [n for n in dict.fromkeys(names) if n not in existing]
+
+
 def ensure_topics(settings: Settings, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
     """Create each missing topic; returns the names created. Existing topics are left as they are."""
     admin = AdminClient(common_config(settings))
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    wanted = _missing(admin, names, timeout_s)
     if not wanted:
         return []
     futures = admin.create_topics(
