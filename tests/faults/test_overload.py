@@ -11,9 +11,9 @@ overload size; the second, the same again, must leave RSS where the first left i
 the highest RSS while it runs (which depends on how full librdkafka's queues got) or the idle RSS once it
 has drained (which depends on whether the allocator gave memory back). Each alone moves by 20-40 MB from
 run to run; both move together when memory grows with the work. The smaller of the two growths must stay
-within `SWING_MB` plus `DRIFT_MB_PER_1000` per 1,000 records of the second overload (about 32-40 MB in the
-quick form, whose overloads are 70,000-150,000 records); a worker that kept 1 KB per record would grow
-70-150 MB. (Tansu, quick: idle RSS after the first and second overload 204.8 and 204.3, 214.1 and 215.6 MB, and
+within `SWING_MB` plus `DRIFT_MB_PER_1000` per 1,000 records of the second overload (35-45 MB in the quick
+form, whose overloads are 100,000-200,000 records); a worker that kept 1 KB per record would grow 100-200
+MB. (Tansu, quick: idle RSS after the first and second overload 204.8 and 204.3, 214.1 and 215.6 MB, and
 in a probe of three, 208.0, 220.4, 220.5 MB; with every record's value kept it grew 114.5 MB, and in the
 probe the highest RSS 284.2 then 385.8 MB. Kafka, quick: idle 186.5 then 224.2 MB, no leak.) RSS never
 exceeds the idle worker's by more than 300 MB. The quick form's backlog (~50,000-100,000 records) is about
