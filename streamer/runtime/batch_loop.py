@@ -120,6 +120,8 @@ class BatchLoop:
         self._stopping = threading.Event()
         self._revoked = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._owned: set[tuple[str, int]] = set()  # the assignment, as the rebalance callbacks left it
+        self._rebalances = 0  # counts the callbacks, to notice one served inside consume()
         self._committed: dict[tuple[str, int], int] = {}
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
@@ -168,7 +170,14 @@ class BatchLoop:
         first = consumer.poll(self._busy_poll_s if self._in_flight else IDLE_POLL_S)
         if first is None:
             return []
+        rebalances = self._rebalances
         rest = consumer.consume(self._max_batch - 1, self._max_wait_s) if self._max_batch > 1 else []
+        if self._rebalances != rebalances:
+            # A rebalance queued behind `first` was served inside consume(): `first` belongs to the old
+            # assignment. Handled now it could be marked for a partition another member owns, or ahead of
+            # the records the new assignment fetches again from the committed offset; it is fetched again
+            # if the partition is still ours. (librdkafka drops the old assignment's other fetched records.)
+            return [m for m in rest if (m.topic() or "", m.partition() or 0) in self._owned and self._usable(m)]
         return [m for m in (first, *rest) if self._usable(m)]
 
     def _usable(self, message: Message) -> bool:
@@ -287,6 +296,8 @@ class BatchLoop:
             if offset >= highest.get(key, -1):
                 highest[key] = offset
         for key, offset in highest.items():
+            if key not in self._owned:  # revoked meanwhile: its new owner commits it
+                continue
             self._committed[key] = max(self._committed.get(key, -1), offset + 1)
             self._progress[key] = (self._committed[key], now)
 
@@ -373,7 +384,10 @@ class BatchLoop:
     def _commit(self, consumer: Consumer, asynchronous: bool) -> None:
         if not self._committed:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items()]
+        # Only partitions this member owns: the coordinator would take any, over their new owner's offsets.
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in self._owned]
+        if not offsets:
+            return
         if asynchronous:
             consumer.commit(offsets=offsets, asynchronous=True)
         else:
@@ -399,10 +413,13 @@ class BatchLoop:
                 pending.succeeded()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
+        self._owned |= {(p.topic, p.partition) for p in partitions}
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
         self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         self._revoked.set()
         self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
@@ -412,6 +429,7 @@ class BatchLoop:
                 consumer.commit(offsets=done, asynchronous=False)
             except Exception as exc:  # the next owner re-reads these; duplicates, not loss
                 log.warning("commit_on_revoke_failed", loop=self.name, error=repr(exc))
+        self._owned -= revoked
         for key in revoked:
             self._committed.pop(key, None)
             self._progress.pop(key, None)

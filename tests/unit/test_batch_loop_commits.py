@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, TopicPartition
@@ -125,3 +126,137 @@ class TestCommits:
         consumer = _run_until_committed(25, refuse=0, handler=handler)
         assert seen == list(range(25))
         assert consumer.broker_committed == {0: 25}
+
+
+class RebalancingConsumer:
+    """Partitions of `records` records each, and one rebalance from the `first` assignment to the `then` one
+    once `rebalance_after` records were fetched. Modelled on librdkafka's documented behaviour:
+
+    - a rebalance is an op on the consumer queue like a fetched record: the rebalance that arrives behind a
+      record is served by the next poll()/consume() call, after that record was handed out;
+    - an eager rebalance revokes the whole assignment and assigns the new one; fetching restarts at each
+      partition's committed offset, and records fetched under the old assignment are never returned after it
+      (librdkafka discards outdated fetches);
+    - the group coordinator accepts a commit of any partition from a current member (Kafka's classic protocol
+      checks the generation, not who owns the partition). Partitions that moved away are committed meanwhile
+      by their new owner, which has done all their records.
+    """
+
+    def __init__(self, config: dict[str, Any], records: int, first: set[int], then: set[int],
+                 rebalance_after: int) -> None:
+        self._on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] = config["on_commit"]
+        self.records, self._first, self._then, self._rebalance_after = records, first, then, rebalance_after
+        self._callbacks: tuple[Any, Any] = (None, None)
+        self._queued: set[int] | None = None  # a new assignment waiting on the queue
+        self._rebalanced = False
+        self.assigned: set[int] = set()
+        self._position: dict[int, int] = {}
+        self.fetched = 0
+        self.broker_committed: dict[int, int] = {}
+        self.commits: list[tuple[set[int], dict[int, int]]] = []  # (assignment when sent, offsets)
+        self._results: list[list[TopicPartition]] = []
+
+    def subscribe(self, topics: Sequence[str], on_assign: Any = None, on_revoke: Any = None) -> None:
+        self._callbacks = (on_assign, on_revoke)
+        self._queued = set(self._first)
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        if not self._rebalanced and self._queued is None and self.fetched >= self._rebalance_after:
+            self._queued = set(self._then)  # arrives behind the record handed out now
+            self._rebalanced = True
+            return self._fetch(prefer=self.assigned - self._then)  # one of a partition that moves, if any
+        self._serve()
+        message = self._fetch()
+        if message is None:
+            time.sleep(min(timeout, 0.01))
+        return message
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        self._serve()
+        taken: list[FakeMessage] = []
+        while len(taken) < num_messages and (message := self._fetch()) is not None:
+            taken.append(message)
+        return taken
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        self.commits.append((set(self.assigned), {tp.partition: tp.offset for tp in offsets}))
+        for tp in offsets:
+            self.broker_committed[tp.partition] = tp.offset
+        self._results.append(offsets)
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, p) for p in sorted(self.assigned)]
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        return None
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def _fetch(self, prefer: AbstractSet[int] = frozenset()) -> FakeMessage | None:
+        for p in sorted(self.assigned, key=lambda q: (q not in prefer, self._position[q])):  # the least advanced
+            if self._position[p] < self.records:
+                self._position[p] += 1
+                self.fetched += 1
+                return FakeMessage(p, self._position[p] - 1)
+        return None
+
+    def _serve(self) -> None:
+        on_assign, on_revoke = self._callbacks
+        if self._queued is not None:
+            new, self._queued = self._queued, None
+            if self.assigned:
+                on_revoke(self, self.assignment())
+            for p in self.assigned - new:  # its new owner does all its records and commits them
+                self.broker_committed[p] = self.records
+            self.assigned = new
+            self._position = {p: self.broker_committed.get(p, 0) for p in new}
+            on_assign(self, self.assignment())
+        results, self._results = self._results, []
+        for offsets in results:
+            self._on_commit(None, offsets)
+
+
+def _run_through_rebalance(
+    first: set[int], then: set[int], handler: BatchHandler, records: int = 20
+) -> RebalancingConsumer:
+    holder: list[RebalancingConsumer] = []
+
+    def factory(config: dict[str, Any]) -> Any:
+        holder.append(RebalancingConsumer(config, records, first, then, rebalance_after=7))
+        return holder[0]
+
+    loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=3, max_wait_s=0.0,
+                     consumer_factory=factory)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            holder and all(holder[0].broker_committed.get(p) == records for p in then)
+        ):
+            time.sleep(0.01)
+    finally:
+        loop.stop(timeout_s=5)
+    assert holder, "the loop never made its consumer"
+    return holder[0]
+
+
+class TestRecordsFetchedBeforeARebalance:
+    def test_a_partition_that_moved_away_is_never_committed_again(self) -> None:
+        consumer = _run_through_rebalance({0, 1}, {1}, handler=lambda batch: None)
+        foreign = [(owned, offsets) for owned, offsets in consumer.commits if set(offsets) - owned]
+        assert foreign == [], f"commits of partitions this member did not own: {foreign}"
+        assert consumer.broker_committed == {0: 20, 1: 20}, "the new owner's offset was overwritten"
+
+    def test_a_partition_assigned_again_is_read_again_from_its_committed_offset_each_record_once(self) -> None:
+        handed: list[int] = []
+
+        def handler(batch: Sequence[Message]) -> None:
+            handed.extend(m.offset() or 0 for m in batch)
+
+        consumer = _run_through_rebalance({0}, {0}, handler=handler)
+        assert handed == list(range(20)), "a record fetched before the rebalance was handed over after it"
+        assert consumer.broker_committed == {0: 20}
