@@ -121,6 +121,7 @@ class BatchLoop:
         self._revoked = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._owned: set[tuple[str, int]] = set()  # the assignment, as the rebalance callbacks left it
+        self._paused: set[tuple[str, int]] = set()  # paused by _recover and not resumed yet
         self._rebalances = 0  # counts the callbacks, to notice one served inside consume()
         self._committed: dict[tuple[str, int], int] = {}
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
@@ -237,6 +238,7 @@ class BatchLoop:
         judged = [(batch, pending, _verdict(pending)) for batch, pending in backlog]
         paused = consumer.assignment()
         consumer.pause(paused)
+        self._paused |= {(tp.topic, tp.partition) for tp in paused}
         try:
             for batch, pending, error in judged:
                 if error is None:
@@ -249,6 +251,7 @@ class BatchLoop:
         finally:
             if not self._revoked.is_set():
                 consumer.resume(paused)
+                self._paused.clear()
 
     def _redo(self, consumer: Consumer, batch: list[Message], error: Exception) -> bool:
         """Hand the batch over again until its work is durable; False if a rebalance or a stop came first."""
@@ -415,6 +418,12 @@ class BatchLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
         self._owned |= {(p.topic, p.partition) for p in partitions}
+        # librdkafka keeps a partition paused when a rebalance gives it back to the same member; a recovery
+        # cut short by the revoke did not resume it.
+        again = [p for p in partitions if (p.topic, p.partition) in self._paused]
+        if again:
+            consumer.resume(again)
+            self._paused -= {(p.topic, p.partition) for p in again}
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
         self.assigned.set()
 

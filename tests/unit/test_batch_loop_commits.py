@@ -139,7 +139,9 @@ class RebalancingConsumer:
       (librdkafka discards outdated fetches);
     - the group coordinator accepts a commit of any partition from a current member (Kafka's classic protocol
       checks the generation, not who owns the partition). Partitions that moved away are committed meanwhile
-      by their new owner, which has done all their records.
+      by their new owner, which has done all their records;
+    - a paused partition returns no records, and stays paused when a rebalance assigns it to the same member
+      again (librdkafka keeps the application's pause: confluentinc/librdkafka#1849).
     """
 
     def __init__(self, config: dict[str, Any], records: int, first: set[int], then: set[int],
@@ -150,6 +152,7 @@ class RebalancingConsumer:
         self._queued: set[int] | None = None  # a new assignment waiting on the queue
         self._rebalanced = False
         self.assigned: set[int] = set()
+        self.paused: set[int] = set()
         self._position: dict[int, int] = {}
         self.fetched = 0
         self.broker_committed: dict[int, int] = {}
@@ -188,17 +191,17 @@ class RebalancingConsumer:
         return [TopicPartition(TOPIC, p) for p in sorted(self.assigned)]
 
     def pause(self, partitions: list[TopicPartition]) -> None:
-        return None
+        self.paused |= {tp.partition for tp in partitions}
 
     def resume(self, partitions: list[TopicPartition]) -> None:
-        return None
+        self.paused -= {tp.partition for tp in partitions}
 
     def close(self) -> None:
         return None
 
     def _fetch(self, prefer: AbstractSet[int] = frozenset()) -> FakeMessage | None:
         for p in sorted(self.assigned, key=lambda q: (q not in prefer, self._position[q])):  # the least advanced
-            if self._position[p] < self.records:
+            if self._position[p] < self.records and p not in self.paused:
                 self._position[p] += 1
                 self.fetched += 1
                 return FakeMessage(p, self._position[p] - 1)
@@ -213,6 +216,7 @@ class RebalancingConsumer:
             for p in self.assigned - new:  # its new owner does all its records and commits them
                 self.broker_committed[p] = self.records
             self.assigned = new
+            self.paused &= new
             self._position = {p: self.broker_committed.get(p, 0) for p in new}
             on_assign(self, self.assignment())
         results, self._results = self._results, []
@@ -260,3 +264,16 @@ class TestRecordsFetchedBeforeARebalance:
         consumer = _run_through_rebalance({0}, {0}, handler=handler)
         assert handed == list(range(20)), "a record fetched before the rebalance was handed over after it"
         assert consumer.broker_committed == {0: 20}
+
+    def test_partitions_paused_by_a_failed_batch_are_resumed_when_a_rebalance_assigns_them_again(self) -> None:
+        failed: list[int] = []
+
+        def handler(batch: Sequence[Message]) -> None:
+            offsets = [m.offset() or 0 for m in batch]
+            if 6 in offsets and not failed:  # the first try of this batch fails; the loop pauses and retries it
+                failed.append(6)
+                raise RuntimeError("the batch's work failed once")
+
+        consumer = _run_through_rebalance({0}, {0}, handler=handler)
+        assert failed == [6]
+        assert consumer.broker_committed == {0: 20}, f"paused since the rebalance: {sorted(consumer.paused)}"
