@@ -72,7 +72,7 @@ def _logged(log: Path, event: str, after: int = 0) -> Callable[[], bool]:
 
 def test_a_broker_frozen_mid_stream_costs_no_record_and_no_worker_restart(own_stack: LocalStack, size: Sizes) -> None:
     s, log, worker, pid = _start(own_stack)
-    payloads = synthetic(int(RATE * (size.broker_frozen_s + 10)), 100, seed=103)
+    payloads = synthetic(int(RATE * (size.broker_frozen_s + 5)), 100, seed=103)
     load = TrackedPublisher(s, payloads, rate_per_s=RATE).start()
     _until(_scoring(log), 30, "scored batch before the freeze")
     assert own_stack.kafka.pid is not None

@@ -125,7 +125,7 @@ def test_killing_the_leader_under_load_loses_nothing_and_decisions_resume_once_n
     worker = spawn(cluster.env, log, cluster.workers)
     assert worker.process is not None
     pid = worker.process.pid
-    payloads = synthetic(int(RATE * (size.failover_down_s + 15) * size.failover_kills), 100, seed=109)
+    payloads = synthetic(int(RATE * (size.failover_down_s + 10) * size.failover_kills), 100, seed=109)
     load = TrackedPublisher(s, payloads, rate_per_s=RATE).start()
     failovers = []
     with OffsetWatch(s) as watch:

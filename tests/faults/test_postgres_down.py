@@ -27,7 +27,7 @@ def test_postgres_down_under_load_delays_only_the_audit_which_then_catches_up_ex
     worker = spawn(own_stack_env(own_stack), log, own_stack.workers)
     assert worker.process is not None
     pid = worker.process.pid
-    payloads = synthetic(int(RATE * (size.postgres_down_s + 15)), 100, seed=102)
+    payloads = synthetic(int(RATE * (size.postgres_down_s + 8)), 100, seed=102)  # 5 s before, 3 s after
     load = TrackedPublisher(s, payloads, rate_per_s=RATE).start()
     decisions = TopicReader(s, s.decision_topic)
     try:
