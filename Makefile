@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 # checkov (tests/deploy scans the rendered k8s manifests) lives in its own venv: it pins an old
 # `packaging` and pulls ~90 packages that the project's environment should not carry. It does not need
-# the project's venv, so `make test` installs both at once (~65 s saved from a fresh clone).
+# the project's venv, so `make test` installs both at once.
 $(CHECKOV): deploy/requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/pip install --quiet -r deploy/requirements-checkov.txt
@@ -53,7 +53,7 @@ schemas: $(STAMP) ## Regenerate schemas/json from the pydantic models
 model: $(STAMP) ## Retrain and re-export the shipped default model
 	SOURCE_DATE_EPOCH=1795305600 $(PY) -m training train  # the shipped model's training date, so the bytes match
 
-all: lint test
+all: test  # test runs lint first
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

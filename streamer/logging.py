@@ -59,7 +59,6 @@ class Redactor:
         return text
 
 
-
 def url_secrets(url: str) -> list[str]:
     """The password in a database URL or key/value string, as written and percent-decoded, found without
     parsing it: a URL that does not parse is exactly the one libpq quotes back in its error."""
@@ -79,7 +78,7 @@ def configure(log_format: str = "auto", level: str = "INFO", secrets: Iterable[s
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # Exceptions become text (`exception`) before masking: an exception object would only be turned
-        # into text by the renderer, after mask_pii, with whatever personal data its message carries.
+        # into text by the renderer, after the Redactor, with whatever personal data its message carries.
         structlog.processors.format_exc_info,
         Redactor(secrets),
     ]

@@ -5,21 +5,16 @@ a worker that made them with its own defaults would hide the mistake of a missin
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from streamer.runtime.topics import missing_topics
 from tests.conftest import KAFKA_ONLY, Isolated
+from tests.faults.harness import log_events
 from tests.integration.helpers import eventually
 
 pytestmark = [pytest.mark.integration, KAFKA_ONLY]  # Kafka's brokers are what production provisions topics on
-
-
-def _events(log: Path) -> Counter[str]:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return Counter(str(json.loads(line).get("event")) for line in lines if line.startswith("{"))
 
 
 def _unavailable(log: Path) -> set[str]:
@@ -36,7 +31,7 @@ def test_a_worker_not_asked_to_create_topics_creates_none_and_names_the_missing_
     worker = isolated.start_worker(wait=False, STREAMER_CREATE_TOPICS="false")
     log = isolated.run_dir / "worker.log"
 
-    eventually(lambda: _events(log)["topics_missing"] == 1, 60, "the worker names the missing topics")
+    eventually(lambda: log.exists() and log_events(log)["topics_missing"] == 1, 60, "a topics_missing line")
     missing = next(json.loads(line) for line in log.read_text().splitlines() if '"topics_missing"' in line)
     # both loops subscribed, and librdkafka says their topics are not there: asking did not create them
     eventually(lambda: {"scorer", "audit"} <= _unavailable(log), 60, "both loops report their topic missing")

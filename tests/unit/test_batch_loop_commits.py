@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from streamer.runtime.batch_loop import BatchHandler, BatchLoop
 
 TOPIC = "apps"
+Fake = TypeVar("Fake")
 
 
 class FakeMessage:
@@ -90,25 +91,32 @@ class FakeConsumer:
             self._on_commit(error, offsets)
 
 
-def _run_until_committed(records: int, refuse: int, handler: BatchHandler) -> FakeConsumer:
-    """Run a BatchLoop on a fake consumer until the group has committed every record (or 10 s pass)."""
-    holder: list[FakeConsumer] = []
+def _run_loop(make: Callable[[dict[str, Any]], Fake], done: Callable[[Fake], bool], handler: BatchHandler,
+              max_batch: int) -> Fake:
+    """Run a BatchLoop on the fake consumer `make` builds until `done(fake)` (or 10 s pass); returns the fake."""
+    holder: list[Fake] = []
 
     def factory(config: dict[str, Any]) -> Any:
-        holder.append(FakeConsumer(config, records=records, refuse=refuse))
+        holder.append(make(config))
         return holder[0]
 
-    loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=10, max_wait_s=0.0,
+    loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=max_batch, max_wait_s=0.0,
                      consumer_factory=factory)
     loop.start()
     try:
         deadline = time.monotonic() + 10
-        while not (holder and holder[0].broker_committed.get(0) == records) and time.monotonic() < deadline:
+        while not (holder and done(holder[0])) and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         loop.stop(timeout_s=5)
     assert holder, "the loop never made its consumer"
     return holder[0]
+
+
+def _run_until_committed(records: int, refuse: int, handler: BatchHandler) -> FakeConsumer:
+    """Until the group has committed every record of the one partition."""
+    return _run_loop(lambda config: FakeConsumer(config, records=records, refuse=refuse),
+                     lambda fake: fake.broker_committed.get(0) == records, handler, max_batch=10)
 
 
 class TestCommits:
@@ -227,25 +235,9 @@ class RebalancingConsumer:
 def _run_through_rebalance(
     first: set[int], then: set[int], handler: BatchHandler, records: int = 20
 ) -> RebalancingConsumer:
-    holder: list[RebalancingConsumer] = []
-
-    def factory(config: dict[str, Any]) -> Any:
-        holder.append(RebalancingConsumer(config, records, first, then, rebalance_after=7))
-        return holder[0]
-
-    loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=3, max_wait_s=0.0,
-                     consumer_factory=factory)
-    loop.start()
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (
-            holder and all(holder[0].broker_committed.get(p) == records for p in then)
-        ):
-            time.sleep(0.01)
-    finally:
-        loop.stop(timeout_s=5)
-    assert holder, "the loop never made its consumer"
-    return holder[0]
+    """Until every partition of the `then` assignment is committed to its end."""
+    return _run_loop(lambda config: RebalancingConsumer(config, records, first, then, rebalance_after=7),
+                     lambda fake: all(fake.broker_committed.get(p) == records for p in then), handler, max_batch=3)
 
 
 class TestRecordsFetchedBeforeARebalance:
