@@ -50,6 +50,10 @@ class Pending(Protocol):
     def succeeded(self) -> None:
         """Called once, after the batch's offsets are marked for commit (metrics, logs)."""
 
+    def again(self) -> Pending | None:
+        """After a failure: the same work started again, with the same output (the decisions the batch
+        already made, whatever model serves now); None to hand the batch to the handler again."""
+
 
 class HandlerRaised:
     """A Pending for a handler that raised: finished, and failed."""
@@ -68,6 +72,9 @@ class HandlerRaised:
 
     def succeeded(self) -> None:
         return None
+
+    def again(self) -> Pending | None:
+        return None  # nothing was started: the handler runs again
 
 
 BatchHandler = Callable[[Sequence[Message]], Pending | None]
@@ -244,7 +251,7 @@ class BatchLoop:
                 if error is None:
                     if pending is not None:
                         pending.succeeded()
-                elif not self._redo(consumer, batch, error):
+                elif not self._redo(consumer, batch, pending, error):
                     return  # dropped by a rebalance or a stop: nothing past the failure is committed
                 self._mark(batch)
             self._commit(consumer, asynchronous=True)
@@ -253,10 +260,11 @@ class BatchLoop:
                 consumer.resume(paused)
                 self._paused.clear()
 
-    def _redo(self, consumer: Consumer, batch: list[Message], error: Exception) -> bool:
-        """Hand the batch over again until its work is durable; False if a rebalance or a stop came first."""
+    def _redo(self, consumer: Consumer, batch: list[Message], failed: Pending | None, error: Exception) -> bool:
+        """Start the batch's work again until it is durable; False if a rebalance or a stop came first."""
         backoff = 0.1
         last: Exception | None = error
+        pending = failed
         while last is not None:
             log.warning("batch_failed", loop=self.name, error=repr(last), retry_in_s=round(backoff, 2))
             if self._on_failure:
@@ -265,10 +273,13 @@ class BatchLoop:
                 return False
             backoff = min(backoff * 2, self._max_backoff_s)
             try:
-                pending = self._handler(batch)
+                started = pending.again() if pending is not None else None
+                if started is None:
+                    started = self._handler(batch)
             except Exception as exc:
                 last = exc
-                continue
+                continue  # the same attempt again after the back-off
+            pending = started
             if pending is None:
                 return True
             while not pending.wait(0.2):

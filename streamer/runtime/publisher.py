@@ -31,9 +31,12 @@ class DeliveryFailed(Exception):
 class PendingDelivery:
     """The acknowledgements of one batch of records (a `batch_loop.Pending`)."""
 
-    def __init__(self, publisher: Publisher, count: int, on_success: Callable[[], None] | None) -> None:
+    def __init__(
+        self, publisher: Publisher, records: Sequence[OutboundRecord], on_success: Callable[[], None] | None
+    ) -> None:
         self._publisher = publisher
-        self._remaining = count
+        self._records = records  # kept for again(): a redo publishes these very bytes
+        self._remaining = len(records)
         self._errors: list[KafkaError] = []
         self._raised: Exception | None = None
         self._on_success = on_success
@@ -84,6 +87,10 @@ class PendingDelivery:
         if self._on_success is not None:
             self._on_success()
 
+    def again(self) -> PendingDelivery:
+        """The same records produced again: a retried batch keeps its decisions (ids, model, timestamps)."""
+        return self._publisher.publish_async(self._records, self._on_success)
+
 
 class Publisher:
     """Wraps an idempotent Producer. Not thread-safe: one per batch loop."""
@@ -105,7 +112,7 @@ class Publisher:
         """Hand the records to the producer; the result says when all are acknowledged, or that one failed."""
         if self.fatal is not None:
             self._renew()
-        pending = PendingDelivery(self, len(records), on_success)
+        pending = PendingDelivery(self, records, on_success)
         on_delivery, produce = pending.on_delivery, self._producer.produce
         try:
             for topic, key, value, headers in records:

@@ -55,6 +55,9 @@ class AuditWrite:
     def succeeded(self) -> None:
         return None
 
+    def again(self) -> None:
+        return None  # the stage writes the batch again; its rows are keyed by decision_id
+
 
 class AuditStage:
     def __init__(
