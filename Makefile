@@ -9,7 +9,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 BROKER ?= kafka
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test soak bench lint typecheck schemas model clean all
+.PHONY: help demo test test-servers test-offline soak bench lint typecheck schemas model clean all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,17 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 
 test: ## Lint, type-check and run the whole suite against the embedded servers
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-servers test-offline
+
+# Two lanes at once, each printing when it ends: the tests that start servers (marked integration; their
+# timings matter, so none of them runs beside another), and lint with every other test (CPU-bound, and
+# they do not mind sharing the cores with tests that mostly wait on sockets). Together: the whole suite.
+test-servers: $(STAMP)
+	$(PY) -m pytest -m 'integration and not soak'
+
+test-offline: $(STAMP) $(CHECKOV)
 	@$(MAKE) --no-print-directory lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m 'not integration and not soak'
 
 soak: $(STAMP) ## The fault suite at full size on BROKER=kafka|tansu (default kafka); counts go to bench/results/
 	$(PY) -m pytest -m soak tests/faults -s -k $(BROKER)

@@ -308,6 +308,23 @@ def log_events(worker_log: Path) -> Counter[str]:
     return events
 
 
+def log_story(worker_log: Path, limit: int = 40) -> str:
+    """The worker's last `limit` events but the per-batch ones, one per line: what a failure message shows."""
+    lines = []
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") in ("batch_scored", "audit_batch_written"):
+            continue
+        fields = {k: v for k, v in event.items() if k not in ("event", "timestamp", "level", "logger")}
+        lines.append(f"{str(event.get('timestamp', ''))[11:23]} {event.get('event')} {fields}"[:300])
+    return "\n".join(lines[-limit:])
+
+
 def spawn(env: dict[str, str], log: Path, workers: list[WorkerProcess], wait: bool = True) -> WorkerProcess:
     """A worker with its own log file, registered for the fixtures' clean-up."""
     worker = WorkerProcess(env, log, cwd=REPO).start()

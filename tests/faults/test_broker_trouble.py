@@ -27,6 +27,7 @@ from tests.faults.harness import (
     audit_rows,
     check_promise,
     log_events,
+    log_story,
     publish_all,
     report,
     settle,
@@ -152,7 +153,11 @@ def test_tansu_restarted_empty_gets_its_topics_back_from_the_worker_without_a_re
         fresh = synthetic(3_000, 100, seed=113 + n)  # more than before: old positions kept would show as a gap
         second = publish_all(s, fresh)
         # Up to a delivery timeout for the old producer id to be given up, then a group rejoin.
-        ledger = settle(s, second.ends(), timeout_s=90)
+        try:
+            ledger = settle(s, second.ends(), timeout_s=90)
+        except TimeoutError as exc:
+            story = log_story(log)
+            raise AssertionError(f"{exc}\nworker alive: {_alive(worker, pid)}; its last events:\n{story}") from exc
         recoveries.append(round(time.monotonic() - restarted, 1))
         account = check_promise(ledger, fresh, second.positions, own_stack.postgres.url, extra_audited=before)
         offsets = committed(s, s.scorer_group(), list(second.ends()))
