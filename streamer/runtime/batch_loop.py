@@ -335,12 +335,14 @@ class BatchLoop:
             return
         lost = self._lost_partitions(consumer, assignment)
         if lost:
-            self._drain(consumer)  # whatever is in flight belongs to the old log
+            dropped = self._drain(consumer)  # whatever is in flight belongs to the old log
             for key in lost:
+                dropped.pop(key, None)
                 self._committed.pop(key, None)
                 self._acknowledged.pop(key, None)
                 self._progress.pop(key, None)
                 consumer.seek(TopicPartition(key[0], key[1], OFFSET_BEGINNING))
+            self._rewind(consumer, dropped)
             log.warning("broker_lost_log", loop=self.name, partitions=sorted(lost))
             return
         for tp in consumer.position(assignment):
@@ -407,8 +409,11 @@ class BatchLoop:
         else:
             consumer.commit(offsets=offsets, asynchronous=False)
 
-    def _drain(self, consumer: Consumer) -> None:
-        """Before a rebalance or a stop: wait for the batches in flight; commit those that are durable."""
+    def _drain(self, consumer: Consumer) -> dict[tuple[str, int], int]:
+        """Before a rebalance or a stop: wait for the batches in flight; mark those that are durable.
+
+        Returns, per partition, the first offset of the batches dropped (failed, or not durable in time).
+        """
         deadline = time.monotonic() + DRAIN_TIMEOUT_S  # for all of them together: a rebalance is waiting
         for _, pending in self._in_flight:
             if pending is not None:
@@ -419,12 +424,28 @@ class BatchLoop:
             if pending is not None and (not pending.finished() or pending.failure() is not None):
                 break  # this one and everything after it is re-read by the next owner
             durable.append(self._in_flight.popleft())
+        dropped: dict[tuple[str, int], int] = {}
+        for batch, _ in self._in_flight:
+            for m in batch:
+                key, offset = (m.topic() or "", m.partition() or 0), m.offset() or 0
+                dropped[key] = min(dropped.get(key, offset), offset)
         self._in_flight.clear()
         for batch, _ in durable:
             self._mark(batch)
         for _, pending in durable:
             if pending is not None:
                 pending.succeeded()
+        return dropped
+
+    def _rewind(self, consumer: Consumer, dropped: dict[tuple[str, int], int]) -> None:
+        """Fetch dropped records again: the position is past them, and the next durable batch of their
+        partition would otherwise commit over them. Partitions no longer owned are their next owner's."""
+        again = [TopicPartition(t, p, o) for (t, p), o in sorted(dropped.items()) if (t, p) in self._owned]
+        for tp in again:
+            consumer.seek(tp)
+        if again:
+            log.warning("records_fetched_again", loop=self.name,
+                        partitions=[(tp.topic, tp.partition, tp.offset) for tp in again])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
@@ -441,7 +462,7 @@ class BatchLoop:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
         self._revoked.set()
-        self._drain(consumer)
+        dropped = self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
         done = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in revoked]
         if done:
@@ -454,6 +475,7 @@ class BatchLoop:
             self._committed.pop(key, None)
             self._progress.pop(key, None)
             self._acknowledged.pop(key, None)
+        self._rewind(consumer, dropped)  # an incremental revoke keeps the other partitions
         log.info("partitions_revoked", loop=self.name, partitions=sorted(revoked))
 
     def _close(self, consumer: Consumer) -> None:

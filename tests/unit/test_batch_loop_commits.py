@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, Message, TopicPartition
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, KafkaError, Message, TopicPartition
 
+from streamer.runtime import batch_loop
 from streamer.runtime.batch_loop import BatchHandler, BatchLoop
 
 TOPIC = "apps"
@@ -92,7 +94,7 @@ class FakeConsumer:
 
 
 def _run_loop(make: Callable[[dict[str, Any]], Fake], done: Callable[[Fake], bool], handler: BatchHandler,
-              max_batch: int) -> Fake:
+              max_batch: int, check_positions: bool = False) -> Fake:
     """Run a BatchLoop on the fake consumer `make` builds until `done(fake)` (or 10 s pass); returns the fake."""
     holder: list[Fake] = []
 
@@ -101,7 +103,7 @@ def _run_loop(make: Callable[[dict[str, Any]], Fake], done: Callable[[Fake], boo
         return holder[0]
 
     loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=max_batch, max_wait_s=0.0,
-                     consumer_factory=factory)
+                     check_positions=check_positions, consumer_factory=factory)
     loop.start()
     try:
         deadline = time.monotonic() + 10
@@ -269,3 +271,94 @@ class TestRecordsFetchedBeforeARebalance:
         consumer = _run_through_rebalance({0}, {0}, handler=handler)
         assert failed == [6]
         assert consumer.broker_committed == {0: 20}, f"paused since the rebalance: {sorted(consumer.paused)}"
+
+
+class LostLogConsumer(RebalancingConsumer):
+    """Two partitions, no rebalance; `lose(p)` models a Tansu restarted empty under partition p: its high
+    watermark drops to 0, its committed offset is gone and it has no records. Positions, watermarks, commits
+    and seek() as librdkafka reports them (seek to OFFSET_BEGINNING: the log start)."""
+
+    def __init__(self, config: dict[str, Any], records: int) -> None:
+        super().__init__(config, records, first={0, 1}, then={0, 1}, rebalance_after=10**9)
+        self.lost: set[int] = set()
+        self.loss_seen = False  # the loop asked for positions after the loss
+
+    def lose(self, partition: int) -> None:
+        self.lost.add(partition)
+        self.broker_committed.pop(partition, None)
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        self.loss_seen = self.loss_seen or bool(self.lost)
+        return [TopicPartition(TOPIC, tp.partition, self._position[tp.partition]) for tp in partitions]
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        return 0, 0 if tp.partition in self.lost else self.records
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, tp.partition, self.broker_committed.get(tp.partition, OFFSET_INVALID))
+                for tp in partitions]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self._position[tp.partition] = 0 if tp.offset == OFFSET_BEGINNING else tp.offset
+
+    def _fetch(self, prefer: AbstractSet[int] = frozenset()) -> FakeMessage | None:
+        for p in sorted(self.assigned, key=lambda q: self._position[q]):
+            if p not in self.lost and self._position[p] < self.records and p not in self.paused:
+                self._position[p] += 1
+                self.fetched += 1
+                return FakeMessage(p, self._position[p] - 1)
+        return None
+
+
+class FailsOnceTheLossIsSeen:
+    """A batch's work still waiting when the broker's loss is noticed, and failed after that."""
+
+    def __init__(self, consumer: LostLogConsumer) -> None:
+        self._consumer = consumer
+
+    def finished(self) -> bool:
+        return self._consumer.loss_seen
+
+    def wait(self, timeout_s: float) -> bool:
+        if not self.finished():
+            time.sleep(min(timeout_s, 0.01))
+        return self.finished()
+
+    def failure(self) -> Exception | None:
+        return RuntimeError("its delivery failed") if self.finished() else None
+
+    def succeeded(self) -> None:
+        return None
+
+    def again(self) -> None:
+        return None
+
+
+class TestAPartitionWhoseBrokerLostItsLog:
+    def test_the_other_partitions_batches_dropped_with_it_are_fetched_again_not_skipped(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(batch_loop, "CHECK_POSITIONS_S", 0.05)
+        fakes: list[LostLogConsumer] = []
+        durable: list[tuple[int, int]] = []
+        failing: list[FailsOnceTheLossIsSeen] = []
+
+        def make(config: dict[str, Any]) -> LostLogConsumer:
+            fakes.append(LostLogConsumer(config, records=20))
+            return fakes[0]
+
+        def handler(batch: Sequence[Message]) -> FailsOnceTheLossIsSeen | None:
+            if not failing and any(m.partition() == 1 and (m.offset() or 0) >= 6 for m in batch):
+                failing.append(FailsOnceTheLossIsSeen(fakes[0]))
+                fakes[0].lose(0)  # the broker under partition 0 restarts empty while this batch waits
+                return failing[0]
+            durable.extend((m.partition() or 0, m.offset() or 0) for m in batch)
+            return None
+
+        consumer = _run_loop(make, lambda fake: fake.broker_committed.get(1) == 20, handler, max_batch=3,
+                             check_positions=True)
+
+        assert failing and consumer.loss_seen
+        missing = sorted(set(range(20)) - {offset for p, offset in durable if p == 1})
+        assert consumer.broker_committed.get(1) == 20
+        assert missing == [], f"partition 1 committed past records whose work never became durable: {missing}"
