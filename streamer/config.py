@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         2, ge=1, description="Audit transactions under way at once, each on its own Postgres connection."
     )
     audit_retry_max_s: float = Field(10.0, gt=0, description="Cap of the back-off while Postgres is down.")
+    audit_write_timeout_s: float = Field(
+        30.0, gt=0,
+        description="Postgres cancels an audit statement, or a transaction left idle, after this long "
+        "(statement_timeout); a write that had no answer 5 s later (a frozen or vanished database) drops its "
+        "connection. The batch is retried either way.",
+    )
 
     fetch_max_wait_ms: int = Field(
         500, ge=1,

@@ -157,7 +157,8 @@ class PipelineService(mode.Service):
     def _audit_loop(self) -> BatchLoop:
         s = self.settings
         url = s.database_url.get_secret_value()
-        stage = AuditStage(lambda: AuditSink(url), Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
+        stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s),
+                           Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
         self._audit_stage = stage
         return BatchLoop(
             "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], stage,

@@ -8,12 +8,17 @@ records that poison it; those are returned, not retried. Only this package talks
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streamer import metrics
 
@@ -53,6 +58,9 @@ SELECT incoming.* FROM incoming JOIN claimed USING (decision_id)
 """
 
 
+WATCHDOG_GRACE_S = 5.0  # past the write timeout, for Postgres's own statement_timeout to answer first
+
+
 class DecisionEvent(NamedTuple):
     """A decision record as consumed: its JSON value and where it sits in Kafka (one per record: a
     NamedTuple is cheaper to build than a frozen dataclass)."""
@@ -74,24 +82,38 @@ class AuditUnavailable(Exception):
 
 
 class AuditSink:
-    def __init__(self, database_url: str, connect_timeout_s: int = 5) -> None:
+    def __init__(self, database_url: str, connect_timeout_s: int = 5, write_timeout_s: float = 30.0) -> None:
         self._url = database_url
         self._connect_timeout_s = connect_timeout_s
+        self._write_timeout_s = write_timeout_s
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def backend_pid(self) -> int:
+        """The server process serving this sink's connection (connecting first if need be)."""
+        return self._connection().info.backend_pid
 
     def write(self, events: Sequence[DecisionEvent]) -> WriteResult:
         """Insert the events' rows in one transaction. Rows Postgres refuses as data are returned."""
         if not events:
             return WriteResult(0, [])
         started = time.perf_counter()
+        watchdog = _Watchdog(self._write_timeout_s + WATCHDOG_GRACE_S)
         try:
             try:
+                conn = self._connection()
+                watchdog.start(conn)
                 result = WriteResult(self._insert(events), [])
             except (psycopg.DataError, psycopg.IntegrityError):
                 result = self._insert_one_by_one(events)
         except psycopg.Error as exc:
             self.close()
+            if watchdog.fired:
+                raise AuditUnavailable(
+                    f"no answer from Postgres within {watchdog.seconds:.0f} s; connection dropped"
+                ) from exc
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+        finally:
+            watchdog.cancel()
         metrics.AUDIT_WRITE_SECONDS.observe(time.perf_counter() - started)
         metrics.AUDIT_ROWS.inc(result.inserted)
         return result
@@ -122,10 +144,62 @@ class AuditSink:
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._url, connect_timeout=self._connect_timeout_s, autocommit=True)
+            conninfo = make_conninfo(self._url, **_connection_defaults(self._url))
+            conn = psycopg.connect(conninfo, connect_timeout=self._connect_timeout_s, autocommit=True)
+            # Postgres ends a statement, or a transaction left idle, that outlasts a write: a lock held by a
+            # stuck session then costs one retry, not a writer.
+            timeout_ms = str(int(self._write_timeout_s * 1000))
+            conn.execute("SELECT set_config('statement_timeout', %s, false),"
+                         " set_config('idle_in_transaction_session_timeout', %s, false)", [timeout_ms, timeout_ms])
             conn.execute(_STAGING)
             self._conn = conn
         return self._conn
+
+
+# Connection settings unless the URL sets its own. TCP: a connection whose peer vanished (a failover, a
+# network partition) errors within ~30 s instead of after the kernel's 2-hour keepalive default. The name
+# shows the audit's sessions in pg_stat_activity.
+_CONNECTION_DEFAULTS: dict[str, int | str] = {
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    "tcp_user_timeout": 30_000, "application_name": "streamer-audit",
+}
+
+
+def _connection_defaults(url: str) -> dict[str, int | str]:
+    given = conninfo_to_dict(url)
+    return {k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
+
+
+class _Watchdog:
+    """Drops a connection whose write outlasts `seconds`: a frozen backend, or a half-open connection, answers
+    nothing, so neither the server's statement_timeout nor psycopg ends the wait. Shutting the socket down
+    wakes the waiting writer with an error (closing the descriptor from another thread would not)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._done = False
+
+    def start(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._timer = threading.Timer(self.seconds, self._fire, [conn.fileno()])
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _fire(self, fd: int) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _refusal(exc: psycopg.Error) -> str:

@@ -237,16 +237,16 @@ class BatchLoop:
         self._revoked.clear()
         backlog = list(self._in_flight)
         self._in_flight.clear()
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        for _, pending in backlog:  # let the others finish before anything is redone
-            if pending is not None:
-                pending.wait(max(0.0, deadline - time.monotonic()))
-        # Judge every batch before any is redone: a redo may replace the producer the others depend on.
-        judged = [(batch, pending, _verdict(pending)) for batch, pending in backlog]
         paused = consumer.assignment()
         consumer.pause(paused)
         self._paused |= {(tp.topic, tp.partition) for tp in paused}
         try:
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            for _, pending in backlog:  # let the others finish before anything is redone, serving the group
+                while pending is not None and not pending.wait(0.2) and time.monotonic() < deadline:
+                    self._poll_paused(consumer, 0.0)
+            # Judge every batch before any is redone: a redo may replace the producer the others depend on.
+            judged = [(batch, pending, _verdict(pending)) for batch, pending in backlog]
             for batch, pending, error in judged:
                 if error is None:
                     if pending is not None:
@@ -294,12 +294,21 @@ class BatchLoop:
         """Sleep while serving the group protocol; False if a rebalance or a stop invalidates the batch."""
         deadline = time.monotonic() + seconds
         while True:
+            remaining = deadline - time.monotonic()
+            # At least one poll per call: it serves the group protocol (max.poll.interval.ms) however long
+            # the batch's work waits.
+            self._poll_paused(consumer, max(0.0, min(0.2, remaining)))
             if self._stopping.is_set() or self._revoked.is_set():
                 return False
-            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
-            consumer.poll(min(0.2, remaining))  # paused: returns no records
+
+    def _poll_paused(self, consumer: Consumer, timeout_s: float) -> None:
+        """poll() with every partition paused: it returns no record, unless a rebalance it served assigned one
+        (an assignment starts unpaused). That record is fetched again later, not dropped."""
+        message = consumer.poll(timeout_s)
+        if message is not None and message.error() is None:
+            consumer.seek(TopicPartition(message.topic() or "", message.partition() or 0, message.offset() or 0))
 
     def _mark(self, batch: Sequence[Message]) -> None:
         now = time.monotonic()

@@ -18,6 +18,7 @@ class Sizes:
     kills: int  # test 1: SIGKILLs
     kill_applications: int  # test 1: applications flowing meanwhile
     postgres_down_s: float  # test 2
+    postgres_frozen_s: float  # test 2b: the audit's Postgres backends stopped (SIGSTOP)
     broker_frozen_s: float  # test 3
     broker_restarts: int  # test 3: broker kills and restarts, one after another
     rebalance_applications: int  # test 4
@@ -34,13 +35,13 @@ class Sizes:
 # The quick forms run on two brokers inside `make test` (< 25 min on 2 cores): each is sized to show its fault's
 # effect at the least cost (3 kills cover the catching-up and steady moments). The overload stays at 6 s: at
 # 4 s the publisher's start and the 1 s sampling took a third of the window, and it offered under 2x capacity.
-QUICK = Sizes("quick", kills=3, kill_applications=3_000, postgres_down_s=10, broker_frozen_s=10, broker_restarts=1,
-              rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60, resubmit_after_s=3,
-              resubmit_applications=200, sigterm_applications=6_000, overload_s=6,
+QUICK = Sizes("quick", kills=3, kill_applications=3_000, postgres_down_s=10, postgres_frozen_s=12, broker_frozen_s=10,
+              broker_restarts=1, rebalance_applications=6_000, poison_generated=3_000, poison_seeds=60,
+              resubmit_after_s=3, resubmit_applications=200, sigterm_applications=6_000, overload_s=6,
               failover_kills=1, failover_down_s=10)
-SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, broker_frozen_s=30, broker_restarts=3,
-             rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600, resubmit_after_s=120,
-             resubmit_applications=10_000, sigterm_applications=30_000, overload_s=60,
+SOAK = Sizes("soak", kills=20, kill_applications=20_000, postgres_down_s=60, postgres_frozen_s=60, broker_frozen_s=30,
+             broker_restarts=3, rebalance_applications=30_000, poison_generated=100_000, poison_seeds=600,
+             resubmit_after_s=120, resubmit_applications=10_000, sigterm_applications=30_000, overload_s=60,
              failover_kills=3, failover_down_s=30)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -177,3 +179,53 @@ class TestAuditSink:
         assert [row[0] for row in _rows(isolated)] == ["before"], "rows of the failed batch were committed"
         assert sink.write(batch).inserted == 5, "the retry did not write the whole batch"
         assert [row[0] for row in _rows(isolated)] == ["before", *(f"lost-{i}" for i in range(5))]
+
+
+@contextmanager
+def backend_frozen(sink_connection_pid: int) -> Iterator[None]:
+    """The Postgres backend serving a connection stopped (SIGSTOP), as a database that no longer answers
+    while its host still acknowledges every packet; resumed on leaving, whatever happened."""
+    os.kill(sink_connection_pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(sink_connection_pid, signal.SIGCONT)
+
+
+class TestADatabaseThatStopsAnswering:
+    def test_a_write_to_a_frozen_backend_fails_after_the_write_timeout_and_the_next_goes_through(
+        self, isolated: Isolated
+    ) -> None:
+        sink = AuditSink(isolated.settings.database_url.get_secret_value(), write_timeout_s=1.0)
+        try:
+            assert sink.write([_event(json.dumps(_decision("before")).encode(), 1)]).inserted == 1
+            batch = [_event(json.dumps(_decision(f"frozen-{i}")).encode(), 10 + i) for i in range(3)]
+            with ThreadPoolExecutor(1) as pool, backend_frozen(sink.backend_pid()):
+                write = pool.submit(sink.write, batch)
+                # Without a timeout of its own the write would wait for as long as the backend stays frozen.
+                with pytest.raises(AuditUnavailable):
+                    write.result(timeout=20)
+                assert sink.write(batch).inserted == 3, "the retry on a new connection did not write the batch"
+            assert [row[0] for row in _rows(isolated)] == ["before", *(f"frozen-{i}" for i in range(3))]
+        finally:
+            sink.close()
+
+    def test_a_statement_held_longer_than_the_write_timeout_is_cancelled_by_postgres(self, isolated: Isolated) -> None:
+        url = isolated.settings.database_url.get_secret_value()
+        sink = AuditSink(url, write_timeout_s=1.0)
+        try:
+            batch = [_event(json.dumps(_decision(f"held-{i}")).encode(), 10 + i) for i in range(3)]
+            # An uncommitted claim on one id holds the write on its row lock; the claim ends (the connection
+            # closes) before the pool waits for the write, whatever happened.
+            with ThreadPoolExecutor(1) as pool, psycopg.connect(url) as blocker:
+                blocker.execute("INSERT INTO decision_audit_ids (decision_id, decided_at) VALUES (%s, now())",
+                                [decision_id_for("held-2", "m", "1")])
+                write = pool.submit(sink.write, batch)
+                try:
+                    with pytest.raises(AuditUnavailable, match="QueryCanceled"):
+                        write.result(timeout=20)
+                finally:
+                    blocker.rollback()
+            assert sink.write(batch).inserted == 3
+        finally:
+            sink.close()

@@ -151,7 +151,9 @@ class RebalancingConsumer:
       checks the generation, not who owns the partition). Partitions that moved away are committed meanwhile
       by their new owner, which has done all their records;
     - a paused partition returns no records, and stays paused when a rebalance assigns it to the same member
-      again (librdkafka keeps the application's pause: confluentinc/librdkafka#1849).
+      again (librdkafka keeps the application's pause: confluentinc/librdkafka#1849);
+    - one poll() serves the rebalance and goes on to return a record of the new assignment;
+    - seek() moves a partition's fetch position.
     """
 
     def __init__(self, config: dict[str, Any], records: int, first: set[int], then: set[int],
@@ -202,6 +204,9 @@ class RebalancingConsumer:
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused |= {tp.partition for tp in partitions}
+
+    def seek(self, tp: TopicPartition) -> None:
+        self._position[tp.partition] = 0 if tp.offset == OFFSET_BEGINNING else tp.offset
 
     def resume(self, partitions: list[TopicPartition]) -> None:
         self.paused -= {tp.partition for tp in partitions}
@@ -273,6 +278,23 @@ class TestRecordsFetchedBeforeARebalance:
         assert consumer.broker_committed == {0: 20}, f"paused since the rebalance: {sorted(consumer.paused)}"
 
 
+    def test_no_record_is_skipped_when_a_rebalance_lands_while_a_failed_batch_waits_for_its_retry(self) -> None:
+        durable: list[int] = []
+        failed: list[int] = []
+
+        def handler(batch: Sequence[Message]) -> None:
+            offsets = [m.offset() or 0 for m in batch]
+            if 6 in offsets and not failed:  # fails once; the rebalance is served while the loop waits to retry
+                failed.append(6)
+                raise RuntimeError("the batch's work failed once")
+            durable.extend(offsets)
+
+        consumer = _run_through_rebalance({0}, {0}, handler=handler)
+        assert consumer.broker_committed == {0: 20}
+        missing = sorted(set(range(20)) - set(durable))
+        assert missing == [], f"committed past records whose work never became durable: {missing}"
+
+
 class LostLogConsumer(RebalancingConsumer):
     """Two partitions, no rebalance; `lose(p)` models a Tansu restarted empty under partition p: its high
     watermark drops to 0, its committed offset is gone and it has no records. Positions, watermarks, commits
@@ -297,9 +319,6 @@ class LostLogConsumer(RebalancingConsumer):
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, tp.partition, self.broker_committed.get(tp.partition, OFFSET_INVALID))
                 for tp in partitions]
-
-    def seek(self, tp: TopicPartition) -> None:
-        self._position[tp.partition] = 0 if tp.offset == OFFSET_BEGINNING else tp.offset
 
     def _fetch(self, prefer: AbstractSet[int] = frozenset()) -> FakeMessage | None:
         for p in sorted(self.assigned, key=lambda q: self._position[q]):
