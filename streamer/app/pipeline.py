@@ -85,7 +85,7 @@ class PipelineService(mode.Service):
 
     def ready(self) -> bool:
         """Model loaded, both loops alive and holding partitions, and the audit database reachable."""
-        loops_ready = bool(self.loops) and all(loop.assigned.is_set() and loop.is_alive() for loop in self.loops)
+        loops_ready = bool(self.loops) and all(loop.membership.holding and loop.is_alive() for loop in self.loops)
         return self.model is not None and loops_ready and self.database_ok
 
     def _check_topics(self) -> None:
