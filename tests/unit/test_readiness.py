@@ -51,7 +51,7 @@ class TestReadiness:
         assert not _readiness(_holding("scorer"), dead).ready
 
     def test_a_loop_that_has_not_joined_its_group_yet_is_not_ready(self) -> None:
-        """At start-up, and while its topic is missing: librdkafka joins no group without a matching topic."""
+        """At start-up, and while its topic is missing (no assignment comes: tests/integration/test_topics.py)."""
         assert not _readiness(_holding("scorer"), _loop(GroupState.JOINING, name="audit")).ready
 
     def test_a_rebalance_in_progress_keeps_the_worker_ready(self) -> None:
