@@ -88,7 +88,11 @@ class Settings(BaseSettings):
         "6000). Tansu holds a JoinGroup reply for about half of it.",
     )
     heartbeat_interval_ms: int = Field(3000, ge=100, description="heartbeat.interval.ms (a third of the session).")
-    max_poll_interval_ms: int = Field(300_000, ge=1000, description="max.poll.interval.ms.")
+    max_poll_interval_ms: int = Field(
+        300_000, ge=1000,
+        description="max.poll.interval.ms, also the rebalance timeout. A loop revoked and not assigned again "
+        "for this long makes the worker unready; a shorter rebalance does not.",
+    )
     consumer_queue_max_kbytes: int = Field(
         16_384, ge=1024,
         description="queued.max.messages.kbytes of each consumer: records fetched ahead, held in memory.",

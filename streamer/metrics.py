@@ -33,6 +33,10 @@ MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a
 AUDIT_LAG_EVENTS = Gauge(
     "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
 )
+AUDIT_DATABASE_UP = Gauge(
+    "streamer_audit_database_up",
+    "1 if the audit database answered the worker's last probe (every 2 s), else 0. Alerted on; not a readiness gate.",
+)
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:

@@ -66,10 +66,14 @@ async def healthz(web: View, request: Request) -> Response:
 
 @app.page("/readyz")
 async def readyz(web: View, request: Request) -> Response:
-    """Readiness: model loaded, both batch loops hold partitions, the audit database answers."""
+    """Readiness: model loaded, both batch loops alive and assigned (possibly nothing: idle by design).
+
+    Postgres is in the body as information, never a gate (streamer/app/readiness.py says why)."""
     pipeline = next((s for s in app._extra_service_instances or [] if isinstance(s, PipelineService)), None)
-    ready = pipeline is not None and pipeline.ready()
-    return web.json({"ready": ready}, status=200 if ready else 503)
+    if pipeline is None:
+        return web.json({"ready": False}, status=503)
+    readiness = pipeline.readiness()
+    return web.json(readiness.body(), status=200 if readiness.ready else 503)
 
 
 @app.page("/metrics")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any
 
 import mode
 
 from streamer import metrics
+from streamer.app.readiness import LoopView, Readiness
 from streamer.audit.health import database_reachable
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
@@ -83,10 +85,19 @@ class PipelineService(mode.Service):
         if self._audit_lag is not None:
             self._audit_lag.close()
 
+    def readiness(self) -> Readiness:
+        """Model loaded, both loops alive and assigned (streamer/app/readiness.py); Postgres only reported."""
+        return Readiness(
+            model_loaded=self.model is not None,
+            loops=[LoopView(loop.name, loop.is_alive(), loop.membership) for loop in self.loops],
+            database_up=self.database_ok,
+            now=time.monotonic(),
+            # The rebalance timeout: the coordinator waits this long for members to rejoin.
+            rebalance_grace_s=self.settings.max_poll_interval_ms / 1000,
+        )
+
     def ready(self) -> bool:
-        """Model loaded, both loops alive and holding partitions, and the audit database reachable."""
-        loops_ready = bool(self.loops) and all(loop.assigned.is_set() and loop.is_alive() for loop in self.loops)
-        return self.model is not None and loops_ready and self.database_ok
+        return self.readiness().ready
 
     def _check_topics(self) -> None:
         """Create the missing topics when asked to; otherwise say which are missing and carry on: consuming
@@ -117,7 +128,9 @@ class PipelineService(mode.Service):
 
     @mode.Service.timer(2.0)
     async def _probe_database(self) -> None:
+        """For the streamer_audit_database_up gauge (and its alert); not a readiness gate."""
         self.database_ok = await asyncio.to_thread(database_reachable, self.settings.database_url.get_secret_value())
+        metrics.AUDIT_DATABASE_UP.set(1 if self.database_ok else 0)
 
     @mode.Service.timer(5.0)
     async def _measure_audit_lag(self) -> None:

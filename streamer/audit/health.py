@@ -1,4 +1,4 @@
-"""Is the audit database reachable? For the readiness probe."""
+"""Is the audit database reachable? For the `streamer_audit_database_up` gauge, not for readiness."""
 
 from __future__ import annotations
 

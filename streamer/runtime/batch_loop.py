@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from streamer.logging import get_logger
+from streamer.runtime.membership import GroupState, Membership
 
 log = get_logger(__name__)
 
@@ -135,7 +136,7 @@ class BatchLoop:
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
         self._next_check = 0.0
         self._commit_refused = False  # set by on_commit when the broker refused one; see _retry_refused_commit
-        self.assigned = threading.Event()
+        self._membership = Membership(GroupState.JOINING)  # set by the rebalance callbacks only
         self.crashed: BaseException | None = None
 
     def start(self) -> None:
@@ -147,6 +148,11 @@ class BatchLoop:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def membership(self) -> Membership:
+        """Where the consumer stands in its group: joining, assigned (possibly nothing), revoked, stopped."""
+        return self._membership
 
     def _run(self) -> None:
         consumer = self._consumer_factory({**self._config, "on_commit": self._on_commit})
@@ -466,7 +472,8 @@ class BatchLoop:
             consumer.resume(again)
             self._paused -= {(p.topic, p.partition) for p in again}
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
-        self.assigned.set()
+        # Even an empty assignment: the loop has joined, and more members than partitions is normal.
+        self._membership = Membership(GroupState.ASSIGNED, len(self._owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
@@ -486,10 +493,13 @@ class BatchLoop:
             self._acknowledged.pop(key, None)
         self._rewind(consumer, dropped)  # an incremental revoke keeps the other partitions
         log.info("partitions_revoked", loop=self.name, partitions=sorted(revoked))
+        # An incremental (cooperative) revoke may leave partitions held; an eager one revokes them all.
+        self._membership = Membership(GroupState.ASSIGNED if self._owned else GroupState.REVOKED, len(self._owned))
 
     def _close(self, consumer: Consumer) -> None:
         try:
             self._commit(consumer, asynchronous=False)
         except Exception as exc:
             log.warning("final_commit_failed", loop=self.name, error=repr(exc))
-        consumer.close()
+        consumer.close()  # serves a last revoke
+        self._membership = Membership(GroupState.STOPPED)

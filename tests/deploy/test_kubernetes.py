@@ -153,6 +153,8 @@ class TestPods:
         pdb = rendered.one("PodDisruptionBudget")
         assert pdb["spec"]["selector"]["matchLabels"] == worker(rendered)["spec"]["selector"]["matchLabels"]
         assert pdb["spec"]["maxUnavailable"] == 1
+        # an unready worker (not yet in its group) must never block a node drain
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
     def test_the_metrics_service_selects_the_workers_on_the_web_port(self, rendered: Rendered) -> None:
         service = rendered.one("Service", "streamer")

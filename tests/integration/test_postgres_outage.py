@@ -1,4 +1,5 @@
-"""A Postgres outage delays the audit but never decisions, and never loses an audit row."""
+"""A Postgres outage delays the audit but never decisions, and never loses an audit row; the worker stays ready
+(Postgres is reported by a gauge, not a readiness gate)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _audit_ids(url: str) -> list[str]:
 
 def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(own_stack: LocalStack) -> None:
     worker = own_stack.start_worker(STREAMER_AUDIT_RETRY_MAX_S="1", STREAMER_MODEL_DIR=str(REPO / "onnx_models"))
-    lag = "streamer_audit_lag_events"
+    lag, up = "streamer_audit_lag_events", "streamer_audit_database_up"
     settings = own_stack.settings()
     factory = ApplicationFactory(seed=21)
     decisions = TopicReader(settings, settings.decision_topic)
@@ -48,7 +49,8 @@ def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(ow
         with pytest.raises(psycopg.OperationalError):
             _audit_ids(own_stack.postgres.url)
         eventually(lambda: scrape(worker.web_port)[lag] >= 1200, 30, "audit lag shows the decisions not in Postgres")
-        eventually(lambda: readiness(worker.web_port) == 503, 15, "the worker reports unready without Postgres")
+        eventually(lambda: scrape(worker.web_port)[up] == 0, 15, "the gauge reports the database down")
+        assert readiness(worker.web_port) == 200, "a Postgres outage took the worker out of rotation"
 
         own_stack.postgres.start()
         wait_until_consumed(settings, settings.audit_group(), decisions.records, timeout_s=90)
@@ -57,6 +59,7 @@ def test_decisions_flow_while_postgres_is_down_and_the_audit_catches_up_after(ow
         assert len(ids) == len(set(ids)) == 1500
         assert set(ids) == expected
         eventually(lambda: scrape(worker.web_port)[lag] == 0, 30, "audit lag drains to zero")
-        eventually(lambda: readiness(worker.web_port) == 200, 15, "the worker is ready again")
+        eventually(lambda: scrape(worker.web_port)[up] == 1, 15, "the gauge reports the database up again")
+        assert readiness(worker.web_port) == 200
     finally:
         decisions.close()
