@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from streamer.logging import get_logger
 from streamer.runtime.membership import GroupState, Membership
+from streamer.runtime.offsets import BatchSpan, OffsetBook, first_offsets
 
 log = get_logger(__name__)
 
@@ -82,6 +83,10 @@ BatchHandler = Callable[[Sequence[Message]], Pending | None]
 InFlight = tuple[list[Message], Pending | None]
 
 
+def _span(batch: Sequence[Message]) -> BatchSpan:
+    return BatchSpan(((m.topic() or "", m.partition() or 0), m.offset() or 0) for m in batch)
+
+
 def _verdict(pending: Pending | None) -> Exception | None:
     """Why a batch's work is not durable, or None when it is; a batch still waiting counts as failed."""
     if pending is None:
@@ -128,10 +133,9 @@ class BatchLoop:
         self._stopping = threading.Event()
         self._revoked = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._owned: set[tuple[str, int]] = set()  # the assignment, as the rebalance callbacks left it
+        self._book = OffsetBook()  # the assignment, as the rebalance callbacks left it, and what is durable
         self._paused: set[tuple[str, int]] = set()  # paused by _recover and not resumed yet
         self._rebalances = 0  # counts the callbacks, to notice one served inside consume()
-        self._committed: dict[tuple[str, int], int] = {}
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
         self._next_check = 0.0
@@ -157,19 +161,9 @@ class BatchLoop:
     def _run(self) -> None:
         consumer = self._consumer_factory({**self._config, "on_commit": self._on_commit})
         try:
-            consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            self._subscribe(consumer)
             while not self._stopping.is_set():
-                self._settle(consumer)
-                self._retry_refused_commit(consumer)
-                self._check_positions(consumer)
-                if len(self._in_flight) >= self._max_in_flight:
-                    pending = self._in_flight[0][1]
-                    if pending is not None:
-                        pending.wait(0.05)
-                    continue
-                batch = self._next_batch(consumer)
-                if batch:
-                    self._submit(batch)
+                self._step(consumer)
             self._drain(consumer)
         except:  # not BaseException: confluent-kafka raises KafkaError, outside that hierarchy
             self.crashed = sys.exc_info()[1]  # the app's supervisor sees the thread gone and stops the worker
@@ -177,6 +171,23 @@ class BatchLoop:
             raise
         finally:
             self._close(consumer)
+
+    def _subscribe(self, consumer: Consumer) -> None:
+        consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _step(self, consumer: Consumer) -> None:
+        """One turn of the loop: settle what finished, then hand over the next batch if there is room."""
+        self._settle(consumer)
+        self._retry_refused_commit(consumer)
+        self._check_positions(consumer)
+        if len(self._in_flight) >= self._max_in_flight:
+            pending = self._in_flight[0][1]
+            if pending is not None:
+                pending.wait(0.05)
+            return
+        batch = self._next_batch(consumer)
+        if batch:
+            self._submit(batch)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         # Wait for a first record (briefly while batches are in flight), then take what arrives within
@@ -191,7 +202,7 @@ class BatchLoop:
             # assignment. Handled now it could be marked for a partition another member owns, or ahead of
             # the records the new assignment fetches again from the committed offset; it is fetched again
             # if the partition is still ours. (librdkafka drops the old assignment's other fetched records.)
-            return [m for m in rest if (m.topic() or "", m.partition() or 0) in self._owned and self._usable(m)]
+            return [m for m in rest if (m.topic() or "", m.partition() or 0) in self._book.owned and self._usable(m)]
         return [m for m in (first, *rest) if self._usable(m)]
 
     def _usable(self, message: Message) -> bool:
@@ -268,7 +279,7 @@ class BatchLoop:
 
     def _redo(self, consumer: Consumer, batch: list[Message], failed: Pending | None, error: Exception) -> bool:
         """Start the batch's work again until it is durable; False if a rebalance or a stop came first."""
-        backoff = 0.1
+        backoff = min(0.1, self._max_backoff_s)
         last: Exception | None = error
         pending = failed
         while last is not None:
@@ -318,17 +329,8 @@ class BatchLoop:
 
     def _mark(self, batch: Sequence[Message]) -> None:
         now = time.monotonic()
-        # The highest offset per partition first (one dict pass over the records), then one update each.
-        highest: dict[tuple[str, int], int] = {}
-        for m in batch:
-            key, offset = (m.topic() or "", m.partition() or 0), m.offset() or 0
-            if offset >= highest.get(key, -1):
-                highest[key] = offset
-        for key, offset in highest.items():
-            if key not in self._owned:  # revoked meanwhile: its new owner commits it
-                continue
-            self._committed[key] = max(self._committed.get(key, -1), offset + 1)
-            self._progress[key] = (self._committed[key], now)
+        for key, frontier in self._book.mark_durable(_span(batch)).items():
+            self._progress[key] = (frontier, now)
 
     def _check_positions(self, consumer: Consumer) -> None:
         """Tansu only: every few seconds, look for a broker that lost its log, and for a stuck fetcher.
@@ -351,9 +353,9 @@ class BatchLoop:
         lost = self._lost_partitions(consumer, assignment)
         if lost:
             dropped = self._drain(consumer)  # whatever is in flight belongs to the old log
+            self._book.forget(lost)
             for key in lost:
                 dropped.pop(key, None)
-                self._committed.pop(key, None)
                 self._acknowledged.pop(key, None)
                 self._progress.pop(key, None)
                 consumer.seek(TopicPartition(key[0], key[1], OFFSET_BEGINNING))
@@ -413,10 +415,8 @@ class BatchLoop:
             self._last_commit = now
 
     def _commit(self, consumer: Consumer, asynchronous: bool) -> None:
-        if not self._committed:
-            return
         # Only partitions this member owns: the coordinator would take any, over their new owner's offsets.
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in self._owned]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._book.to_commit().items()]
         if not offsets:
             return
         if asynchronous:
@@ -439,11 +439,7 @@ class BatchLoop:
             if pending is not None and (not pending.finished() or pending.failure() is not None):
                 break  # this one and everything after it is re-read by the next owner
             durable.append(self._in_flight.popleft())
-        dropped: dict[tuple[str, int], int] = {}
-        for batch, _ in self._in_flight:
-            for m in batch:
-                key, offset = (m.topic() or "", m.partition() or 0), m.offset() or 0
-                dropped[key] = min(dropped.get(key, offset), offset)
+        dropped = first_offsets(_span(batch) for batch, _ in self._in_flight)
         self._in_flight.clear()
         for batch, _ in durable:
             self._mark(batch)
@@ -455,7 +451,7 @@ class BatchLoop:
     def _rewind(self, consumer: Consumer, dropped: dict[tuple[str, int], int]) -> None:
         """Fetch dropped records again: the position is past them, and the next durable batch of their
         partition would otherwise commit over them. Partitions no longer owned are their next owner's."""
-        again = [TopicPartition(t, p, o) for (t, p), o in sorted(dropped.items()) if (t, p) in self._owned]
+        again = [TopicPartition(t, p, o) for (t, p), o in self._book.fetch_again(dropped).items()]
         for tp in again:
             consumer.seek(tp)
         if again:
@@ -464,7 +460,7 @@ class BatchLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
-        self._owned |= {(p.topic, p.partition) for p in partitions}
+        self._book.assign((p.topic, p.partition) for p in partitions)
         # librdkafka keeps a partition paused when a rebalance gives it back to the same member; a recovery
         # cut short by the revoke did not resume it.
         again = [p for p in partitions if (p.topic, p.partition) in self._paused]
@@ -473,28 +469,27 @@ class BatchLoop:
             self._paused -= {(p.topic, p.partition) for p in again}
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
         # Even an empty assignment: the loop has joined, and more members than partitions is normal.
-        self._membership = Membership(GroupState.ASSIGNED, len(self._owned))
+        self._membership = Membership(GroupState.ASSIGNED, len(self._book.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
         self._revoked.set()
         dropped = self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
-        done = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if (t, p) in revoked]
+        done = [TopicPartition(t, p, o) for (t, p), o in self._book.revoke(revoked).items()]
         if done:
             try:
                 consumer.commit(offsets=done, asynchronous=False)
             except Exception as exc:  # the next owner re-reads these; duplicates, not loss
                 log.warning("commit_on_revoke_failed", loop=self.name, error=repr(exc))
-        self._owned -= revoked
         for key in revoked:
-            self._committed.pop(key, None)
             self._progress.pop(key, None)
             self._acknowledged.pop(key, None)
         self._rewind(consumer, dropped)  # an incremental revoke keeps the other partitions
         log.info("partitions_revoked", loop=self.name, partitions=sorted(revoked))
         # An incremental (cooperative) revoke may leave partitions held; an eager one revokes them all.
-        self._membership = Membership(GroupState.ASSIGNED if self._owned else GroupState.REVOKED, len(self._owned))
+        owned = len(self._book.owned)
+        self._membership = Membership(GroupState.ASSIGNED if owned else GroupState.REVOKED, owned)
 
     def _close(self, consumer: Consumer) -> None:
         try:
