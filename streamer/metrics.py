@@ -33,6 +33,12 @@ MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a
 AUDIT_LAG_EVENTS = Gauge(
     "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
 )
+AUDIT_OFFSET_OUT_OF_RANGE = Counter(
+    "streamer_audit_offset_out_of_range_total",
+    "Times the audit found its committed offset out of the decision topic's log (decisions expired unaudited); "
+    "the partition stays stopped there.",
+    ["topic", "partition"],
+)
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
