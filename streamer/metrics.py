@@ -37,6 +37,12 @@ AUDIT_DATABASE_UP = Gauge(
     "streamer_audit_database_up",
     "1 if the audit database answered the worker's last probe (every 2 s), else 0. Alerted on; not a readiness gate.",
 )
+AUDIT_OFFSET_OUT_OF_RANGE = Counter(
+    "streamer_audit_offset_out_of_range_total",
+    "Times the audit found its committed offset out of the decision topic's log (decisions expired unaudited); "
+    "the partition stays stopped there.",
+    ["topic", "partition"],
+)
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:

@@ -173,10 +173,22 @@ class PipelineService(mode.Service):
         stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s),
                            Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
         self._audit_stage = stage
+        # The audit never skips decisions the broker no longer has (README, "Running in production"): a
+        # committed offset out of range stops its partition, logged and counted. Not on Tansu, which loses its
+        # log on a restart by design: its lost-log check starts those partitions over, with a seek that a
+        # partition stopped by auto.offset.reset=error refuses (confluentinc/librdkafka#2961).
+        never_skip = s.broker_profile != "tansu"
+        config = consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms,
+                                 offset_reset="error" if never_skip else "earliest")
         return BatchLoop(
-            "audit", consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms), [s.decision_topic], stage,
+            "audit", config, [s.decision_topic], stage,
             max_batch=s.audit_batch_max_rows, max_wait_s=s.batch_max_wait_ms / 1000,
             max_backoff_s=s.audit_retry_max_s, busy_poll_s=AUDIT_BUSY_POLL_S,
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),
             check_positions=s.broker_profile == "tansu",
+            on_out_of_range=_count_audit_gap if never_skip else None,
         )
+
+
+def _count_audit_gap(topic: str, partition: int) -> None:
+    metrics.AUDIT_OFFSET_OUT_OF_RANGE.labels(topic, str(partition)).inc()

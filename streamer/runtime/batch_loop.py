@@ -11,6 +11,10 @@ the loop lets the other batches in flight finish, pauses its partitions, and han
 over again, in order, with back-off, until it is durable. A broker or database outage delays work but
 never skips it. A rebalance waits for the batches in flight, commits the durable ones and drops the
 rest uncommitted; whoever owns the partitions next re-reads them.
+
+A loop given `on_out_of_range` (its consumer has auto.offset.reset=error) never skips records the broker
+no longer has either: a partition whose committed offset is out of range stops, with an error, and nothing
+past the gap is committed. Partitions without a committed offset start at the log start.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from streamer.logging import get_logger
 from streamer.runtime.membership import GroupState, Membership
@@ -33,6 +45,8 @@ log = get_logger(__name__)
 IDLE_POLL_S = 0.5
 BUSY_POLL_S = 0.002  # while batches are in flight: look for new records, then check acknowledgements
 DRAIN_TIMEOUT_S = 60.0
+COMMITTED_TIMEOUT_S = 10.0
+COMMITTED_ATTEMPTS = 3
 CHECK_POSITIONS_S = 5.0
 STALL_S = 30.0
 
@@ -113,6 +127,7 @@ class BatchLoop:
         commit_interval_s: float = 0.1,
         busy_poll_s: float = BUSY_POLL_S,
         check_positions: bool = False,
+        on_out_of_range: Callable[[str, int], None] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.name = name
@@ -127,6 +142,7 @@ class BatchLoop:
         self._commit_interval_s = commit_interval_s
         self._busy_poll_s = busy_poll_s
         self._check_positions_enabled = check_positions  # Tansu only: see _check_positions
+        self._on_out_of_range = on_out_of_range  # for auto.offset.reset=error: see _start_unset_at_beginning
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
@@ -209,7 +225,15 @@ class BatchLoop:
         error = message.error()
         if error is None:
             return True
-        if error.code() != KafkaError._PARTITION_EOF:
+        out_of_range = error.code() == KafkaError._AUTO_OFFSET_RESET and (message.offset() or 0) >= 0
+        if out_of_range and self._on_out_of_range is not None:
+            # auto.offset.reset=error: librdkafka stopped the partition at this offset (its committed one), and
+            # stays there; OFFSET_INVALID would mean no committed offset (_start_unset_at_beginning prevents it).
+            topic, partition = message.topic() or "", message.partition() or 0
+            log.error("offsets_out_of_range", loop=self.name, topic=topic, partition=partition,
+                      offset=message.offset(), error=error.str())
+            self._on_out_of_range(topic, partition)
+        elif error.code() != KafkaError._PARTITION_EOF:
             log.warning("consumer_error", loop=self.name, error=str(error))
         return False
 
@@ -467,9 +491,44 @@ class BatchLoop:
         if again:
             consumer.resume(again)
             self._paused -= {(p.topic, p.partition) for p in again}
+        if self._on_out_of_range is not None and partitions:
+            self._start_unset_at_beginning(consumer, partitions)
         log.info("partitions_assigned", loop=self.name, partitions=[(p.topic, p.partition) for p in partitions])
         # Even an empty assignment: the loop has joined, and more members than partitions is normal.
         self._membership = Membership(GroupState.ASSIGNED, len(self._book.owned))
+
+    def _start_unset_at_beginning(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Assign the partitions that have no committed offset at the log start, the others at their committed one.
+
+        With auto.offset.reset=error librdkafka stops a partition without a committed offset just as one whose
+        offset is out of range, and a stopped partition cannot be seeked (confluentinc/librdkafka#2961). A
+        committed-offset lookup that fails raises: the loop stops rather than guess.
+        """
+        unset = set()
+        for tp in self._committed_offsets(consumer, partitions):
+            if tp.offset == OFFSET_INVALID:
+                unset.add((tp.topic, tp.partition))
+        for tp in partitions:
+            if (tp.topic, tp.partition) in unset:
+                tp.offset = OFFSET_BEGINNING
+        consumer.assign(partitions)  # eager rebalancing: the whole assignment, with the offsets set above
+        if unset:
+            log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset))
+
+    def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed offsets; a broker briefly away (a restart, a leader election) gets three tries."""
+        for attempt in range(1, COMMITTED_ATTEMPTS + 1):
+            try:
+                found = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+                errors = [tp.error for tp in found if tp.error is not None]
+                if errors:
+                    raise KafkaException(errors[0])
+                return list(found)
+            except KafkaException as exc:
+                if attempt == COMMITTED_ATTEMPTS:
+                    raise
+                log.warning("committed_offsets_unavailable", loop=self.name, error=repr(exc), attempt=attempt)
+        raise AssertionError("unreachable")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from streamer.config import Settings
 
@@ -28,14 +28,22 @@ def common_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def consumer_config(settings: Settings, group_id: str, fetch_max_wait_ms: int | None = None) -> dict[str, Any]:
-    """Manual commits only: offsets are committed by the batch loop after the batch's work is durable."""
+def consumer_config(
+    settings: Settings, group_id: str, fetch_max_wait_ms: int | None = None,
+    offset_reset: Literal["earliest", "error"] = "earliest",
+) -> dict[str, Any]:
+    """Manual commits only: offsets are committed by the batch loop after the batch's work is durable.
+
+    `offset_reset` "error" for a consumer that must never skip: librdkafka then stops a partition whose committed
+    offset is out of range, or that has none, with the consumer error _AUTO_OFFSET_RESET (the BatchLoop's
+    `on_out_of_range` handles both).
+    """
     return {
         **common_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
+        "auto.offset.reset": offset_reset,
         "isolation.level": "read_committed",
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,

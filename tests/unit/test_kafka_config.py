@@ -45,6 +45,10 @@ class TestKafkaClientConfig:
         assert producer_config(Settings())["enable.idempotence"] is True
         assert producer_config(Settings())["acks"] == "all"
 
+    def test_consumers_reset_to_the_earliest_offset_unless_told_to_report_an_error(self) -> None:
+        assert consumer_config(Settings(), "g")["auto.offset.reset"] == "earliest"
+        assert consumer_config(Settings(), "g", offset_reset="error")["auto.offset.reset"] == "error"
+
     def test_faust_gets_the_same_sasl_credentials(self, tmp_path: Path) -> None:
         credentials = faust_credentials(_sasl_ssl(tmp_path))
         assert isinstance(credentials, faust.SASLCredentials)
