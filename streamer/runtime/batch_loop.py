@@ -152,6 +152,11 @@ class BatchLoop:
         self._book = OffsetBook()  # the assignment, as the rebalance callbacks left it, and what is durable
         self._paused: set[tuple[str, int]] = set()  # paused by _recover and not resumed yet
         self._rebalances = 0  # counts the callbacks, to notice one served inside consume()
+        self._revocations: dict[tuple[str, int], int] = {}  # per partition: how often it was revoked
+        # Incremental rebalancing (cooperative-sticky, or KIP-848's consumer protocol): a revoke takes only the
+        # partitions that move; the others keep their positions and their work in flight.
+        self._incremental = (consumer_config.get("partition.assignment.strategy") == "cooperative-sticky"
+                             or consumer_config.get("group.protocol") == "consumer")
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
         self._next_check = 0.0
@@ -212,13 +217,19 @@ class BatchLoop:
         if first is None:
             return []
         rebalances = self._rebalances
+        key = (first.topic() or "", first.partition() or 0)
+        revocations = self._revocations.get(key, 0)
         rest = consumer.consume(self._max_batch - 1, self._max_wait_s) if self._max_batch > 1 else []
         if self._rebalances != rebalances:
-            # A rebalance queued behind `first` was served inside consume(): `first` belongs to the old
-            # assignment. Handled now it could be marked for a partition another member owns, or ahead of
-            # the records the new assignment fetches again from the committed offset; it is fetched again
-            # if the partition is still ours. (librdkafka drops the old assignment's other fetched records.)
-            return [m for m in rest if (m.topic() or "", m.partition() or 0) in self._book.owned and self._usable(m)]
+            # A rebalance queued behind `first` was served inside consume(). If it revoked `first`'s partition,
+            # `first` belongs to the old assignment: handled now it could be marked for a partition another
+            # member owns, or ahead of the records a new assignment fetches again from the committed offset.
+            # It is fetched again if the partition comes back. (librdkafka drops the revoked partitions' other
+            # fetched records.) A partition an incremental rebalance left alone keeps `first`.
+            kept = key in self._book.owned and self._revocations.get(key, 0) == revocations
+            head = [first] if kept else []
+            return [m for m in (*head, *rest)
+                    if (m.topic() or "", m.partition() or 0) in self._book.owned and self._usable(m)]
         return [m for m in (first, *rest) if self._usable(m)]
 
     def _usable(self, message: Message) -> bool:
@@ -288,18 +299,22 @@ class BatchLoop:
                     self._poll_paused(consumer, 0.0)
             # Judge every batch before any is redone: a redo may replace the producer the others depend on.
             judged = [(batch, pending, _verdict(pending)) for batch, pending in backlog]
-            for batch, pending, error in judged:
+            for i, (batch, pending, error) in enumerate(judged):
                 if error is None:
                     if pending is not None:
                         pending.succeeded()
                 elif not self._redo(consumer, batch, pending, error):
-                    return  # dropped by a rebalance or a stop: nothing past the failure is committed
+                    # Dropped by a rebalance or a stop: nothing past the failure is committed. Partitions an
+                    # incremental revoke left to this member fetch the dropped batches again.
+                    self._rewind(consumer, first_offsets(_span(b) for b, _, _ in judged[i:]))
+                    return
                 self._mark(batch)
             self._commit(consumer, asynchronous=True)
         finally:
-            if not self._revoked.is_set():
-                consumer.resume(paused)
-                self._paused.clear()
+            # The partitions still owned go on; one revoked meanwhile is resumed by _on_assign if it comes back.
+            kept = [tp for tp in paused if not self._revoked.is_set() or (tp.topic, tp.partition) in self._book.owned]
+            consumer.resume(kept)
+            self._paused -= {(tp.topic, tp.partition) for tp in kept}
 
     def _redo(self, consumer: Consumer, batch: list[Message], failed: Pending | None, error: Exception) -> bool:
         """Start the batch's work again until it is durable; False if a rebalance or a stop came first."""
@@ -511,7 +526,10 @@ class BatchLoop:
         for tp in partitions:
             if (tp.topic, tp.partition) in unset:
                 tp.offset = OFFSET_BEGINNING
-        consumer.assign(partitions)  # eager rebalancing: the whole assignment, with the offsets set above
+        if self._incremental:
+            consumer.incremental_assign(partitions)  # the partitions added, with the offsets set above
+        else:
+            consumer.assign(partitions)  # eager rebalancing: the whole assignment, with the offsets set above
         if unset:
             log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset))
 
@@ -535,6 +553,8 @@ class BatchLoop:
         self._revoked.set()
         dropped = self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
+        for key in revoked:
+            self._revocations[key] = self._revocations.get(key, 0) + 1
         done = [TopicPartition(t, p, o) for (t, p), o in self._book.revoke(revoked).items()]
         if done:
             try:
@@ -544,7 +564,10 @@ class BatchLoop:
         for key in revoked:
             self._progress.pop(key, None)
             self._acknowledged.pop(key, None)
-        self._rewind(consumer, dropped)  # an incremental revoke keeps the other partitions
+        if self._incremental and self._book.owned:
+            # The partitions kept: the drain marked their durable batches, and nothing else may come to commit them.
+            self._rewind(consumer, dropped)
+            self._commit(consumer, asynchronous=True)
         log.info("partitions_revoked", loop=self.name, partitions=sorted(revoked))
         # An incremental (cooperative) revoke may leave partitions held; an eager one revokes them all.
         owned = len(self._book.owned)

@@ -7,6 +7,8 @@ The simulation models librdkafka's documented behaviour:
   the next call, after that record was handed out (poll() then consume(): served inside consume());
 - an eager rebalance revokes the whole assignment, then assigns the new one; fetching restarts at each
   partition's committed offset, and the old assignment's fetched records are never returned after it;
+- an incremental one (cooperative-sticky, KIP-848) revokes only the partitions that move and adds others;
+  the partitions kept keep their fetch positions and their fetched records;
 - one poll() serves a rebalance and goes on to return a record of the new assignment;
 - the application's pause survives a revoke and a re-assign of the same partition (librdkafka#1849);
 - an asynchronous commit's result arrives through on_commit, served by a later poll(); a refused commit
@@ -20,7 +22,7 @@ the faults over, every record's work is durable, everything is committed and no 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from hypothesis import HealthCheck, settings
@@ -61,14 +63,15 @@ class Coordinator:
 
 
 class SimulatedConsumer:
-    def __init__(self, config: dict[str, Any], coordinator: Coordinator) -> None:
+    def __init__(self, config: dict[str, Any], coordinator: Coordinator, incremental: bool) -> None:
         self._on_commit = config["on_commit"]
+        self._incremental = incremental
         self._coordinator = coordinator
         self._callbacks: tuple[Any, Any] = (None, None)
         self.assigned: set[int] = set()
         self.paused: set[int] = set()
         self.position: dict[int, int] = {}
-        self.queued: frozenset[int] | None = ALL  # the first assignment
+        self.queued: tuple[frozenset[int], frozenset[int]] | None = (frozenset(), ALL)  # (revoke, assign)
         self.behind_a_record = False
         self.refuse_commits = 0
         self.preferred = 0  # fetched first when it has records: librdkafka promises no order across partitions
@@ -127,13 +130,30 @@ class SimulatedConsumer:
                 return Record(p, self.position[p] - 1)
         return None
 
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        return None  # the simulation's assign op already set the positions
+
     def _serve(self) -> None:
         on_assign, on_revoke = self._callbacks
-        if self.queued is not None:
-            new, self.queued = self.queued, None
+        if self.queued is None:
+            pass
+        elif self._incremental:
+            (revoke, add), self.queued = self.queued, None
+            gone = sorted(revoke & self.assigned)
+            if gone:
+                on_revoke(self, [TopicPartition(TOPIC, p) for p in gone])
+                self.assigned -= set(gone)
+                for p in gone:  # its fetched records are dropped; if it comes back, it starts at its committed offset
+                    del self.position[p]
+            new = sorted(add - self.assigned)
+            self.assigned |= set(new)
+            self.position = {p: self.position.get(p, self._coordinator.committed.get(p, 0)) for p in self.assigned}
+            on_assign(self, [TopicPartition(TOPIC, p) for p in new])  # the pause of one that comes back stays
+        else:
+            (_, new_assignment), self.queued = self.queued, None
             if self.assigned:
                 on_revoke(self, self.assignment())
-            self.assigned = set(new)
+            self.assigned = set(new_assignment)
             self.paused &= self.assigned
             self.position = {p: self._coordinator.committed.get(p, 0) for p in self.assigned}
             on_assign(self, self.assignment())
@@ -174,6 +194,11 @@ class SimulatedWork:
 
 
 class BatchLoopSimulation(RuleBasedStateMachine):
+    """The rules and invariants both rebalancing protocols share; the subclasses add their rebalance."""
+
+    CONFIG: ClassVar[dict[str, str]] = {"group.id": "g"}
+    INCREMENTAL = False
+
     def __init__(self) -> None:
         super().__init__()
         self.coordinator = Coordinator()
@@ -187,9 +212,9 @@ class BatchLoopSimulation(RuleBasedStateMachine):
         self._start_member()
 
     def _start_member(self) -> None:
-        self.loop = BatchLoop("sim", {"group.id": "g"}, [TOPIC], self._handle, max_batch=4, max_wait_s=0.0,
+        self.loop = BatchLoop("sim", self.CONFIG, [TOPIC], self._handle, max_batch=4, max_wait_s=0.0,
                               max_backoff_s=0.001, max_in_flight=3, commit_interval_s=0.0, busy_poll_s=0.0)
-        self.consumer = SimulatedConsumer({"on_commit": self.loop._on_commit}, self.coordinator)
+        self.consumer = SimulatedConsumer({"on_commit": self.loop._on_commit}, self.coordinator, self.INCREMENTAL)
         self.loop._subscribe(self.consumer)  # type: ignore[arg-type]
 
     def _handle(self, batch: Any) -> SimulatedWork:
@@ -214,11 +239,6 @@ class BatchLoopSimulation(RuleBasedStateMachine):
     @rule()
     def handler_raises_next(self) -> None:
         self.raise_next = True
-
-    @rule(assignment=st.frozensets(st.integers(0, PARTITIONS - 1)), behind_a_record=st.booleans())
-    def rebalance(self, assignment: frozenset[int], behind_a_record: bool) -> None:
-        self.consumer.queued = assignment
-        self.consumer.behind_a_record = behind_a_record
 
     @rule(partition=st.integers(0, PARTITIONS - 1))
     def fetch_first_from(self, partition: int) -> None:
@@ -259,9 +279,10 @@ class BatchLoopSimulation(RuleBasedStateMachine):
             return
         self.raise_next = False
         self.consumer.refuse_commits = 0
-        self.consumer.queued, self.consumer.behind_a_record = ALL, False
+        self.consumer.queued, self.consumer.behind_a_record = (frozenset(), ALL), False
         for _ in range(500):
-            if all(self.coordinator.committed.get(p) == RECORDS for p in ALL) and not self.loop._in_flight:
+            done = all(self.coordinator.committed.get(p) == RECORDS for p in ALL) and not self.loop._in_flight
+            if done and self.consumer.queued is None:
                 break
             for work in self.work:  # acknowledgements arrive
                 work.finish(ok=True)
@@ -273,7 +294,29 @@ class BatchLoopSimulation(RuleBasedStateMachine):
         assert not self.consumer.paused, f"still paused with nothing left to redo: {sorted(self.consumer.paused)}"
 
 
-BatchLoopSimulation.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-TestBatchLoopSimulation = BatchLoopSimulation.TestCase
+PARTITION_SETS = st.frozensets(st.integers(0, PARTITIONS - 1))
+
+
+class EagerRebalancing(BatchLoopSimulation):
+    @rule(assignment=PARTITION_SETS, behind_a_record=st.booleans())
+    def rebalance(self, assignment: frozenset[int], behind_a_record: bool) -> None:
+        self.consumer.queued = (ALL, assignment)
+        self.consumer.behind_a_record = behind_a_record
+
+
+class CooperativeRebalancing(BatchLoopSimulation):
+    CONFIG: ClassVar[dict[str, str]] = {"group.id": "g", "partition.assignment.strategy": "cooperative-sticky"}
+    INCREMENTAL = True
+
+    @rule(revoke=PARTITION_SETS, add=PARTITION_SETS, behind_a_record=st.booleans())
+    def rebalance(self, revoke: frozenset[int], add: frozenset[int], behind_a_record: bool) -> None:
+        self.consumer.queued = (revoke, add)
+        self.consumer.behind_a_record = behind_a_record
+
+
+SIMULATION = settings(max_examples=200, stateful_step_count=30, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+EagerRebalancing.TestCase.settings = SIMULATION
+CooperativeRebalancing.TestCase.settings = SIMULATION
+TestEagerRebalancing = EagerRebalancing.TestCase
+TestCooperativeRebalancing = CooperativeRebalancing.TestCase
