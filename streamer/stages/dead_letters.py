@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
+from streamer import metrics
+from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord
+
+log = get_logger(__name__)
 
 MAX_DETAIL_BYTES = 1024
 # librdkafka refuses a record whose key, value and headers pass its message.max.bytes (1,000,000 by default),
@@ -88,14 +92,34 @@ def cut(record: OutboundRecord, max_record_bytes: int, max_value_bytes: int | No
 
 
 def reduced(record: OutboundRecord) -> OutboundRecord | None:
-    """The dead letter cut to REDUCED_BYTES beside its dlq.* headers; None if it is no dead letter, or is
-    that small already (a topic that refuses it is misconfigured: the batch fails and is retried)."""
+    """The dead letter cut to REDUCED_BYTES beside its dlq.* headers (itself if it is that small already);
+    None if it is no dead letter."""
     headers = record.headers or []
     if not any(name == "dlq.reason" for name, _ in headers):
         return None
     _, ours, _ = _parts(headers)
     limit = _headers_bytes(ours) + _NOTES_BYTES + REDUCED_BYTES
-    return None if record_bytes(record) <= limit else cut(record, limit)
+    return record if record_bytes(record) <= limit else cut(record, limit)
+
+
+def refused_as_too_large(record: OutboundRecord) -> OutboundRecord | None:
+    """The Publisher's `too_large`: a dead letter the broker refused for its size goes out reduced, counted
+    and logged (where it came from and its sizes, never its content). One that small already goes out again
+    as it is: the broker refuses a whole record batch, and it may only have shared one with a big record.
+    The publisher replaces a record once; a replacement refused in turn (a topic that takes not even a few
+    kilobytes) fails the batch, which is retried."""
+    smaller = reduced(record)
+    if smaller is not None and smaller is not record:
+        headers = dict(record.headers or [])
+        metrics.DEAD_LETTERS_REDUCED.inc()
+        log.warning(
+            "dead_letter_reduced", topic=record.topic, reason=_text(headers.get("dlq.reason")),
+            source_topic=_text(headers.get("dlq.source.topic")),
+            source_partition=_text(headers.get("dlq.source.partition")),
+            source_offset=_text(headers.get("dlq.source.offset")),
+            refused_bytes=record_bytes(record), published_bytes=record_bytes(smaller),
+        )
+    return smaller
 
 
 def record_bytes(record: OutboundRecord) -> int:
@@ -117,3 +141,7 @@ def _parts(headers: list[Header]) -> tuple[list[Header], list[Header], dict[str,
 
 def _raw(value: str | bytes | None) -> bytes:
     return value.encode() if isinstance(value, str) else value or b""
+
+
+def _text(value: str | bytes | None) -> str:
+    return _raw(value).decode("utf-8", "replace")

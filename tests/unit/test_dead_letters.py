@@ -6,8 +6,9 @@ import hashlib
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message, Producer
 
+from streamer import metrics
 from streamer.runtime.publisher import OutboundRecord
-from streamer.stages.dead_letters import MAX_RECORD_BYTES, dead_letter, record_bytes, reduced
+from streamer.stages.dead_letters import MAX_RECORD_BYTES, dead_letter, record_bytes, reduced, refused_as_too_large
 
 
 def _message(
@@ -105,8 +106,18 @@ class TestReducedDeadLetter:
         assert headers["dlq.original_sha256"] == hashlib.sha256(value).hexdigest().encode()
         assert headers["dlq.headers_dropped"] == b"20"
 
-    def test_a_reduced_dead_letter_or_a_record_that_is_no_dead_letter_has_nothing_to_reduce(self) -> None:
+    def test_a_dead_letter_that_small_already_is_itself_and_a_record_that_is_no_dead_letter_is_none(self) -> None:
         record = reduced(dead_letter(_message(b"v" * 100_000), "dlq", "invalid_json", "EOF", "validation"))
         assert record is not None
-        assert reduced(record) is None
+        assert reduced(record) is record
         assert reduced(OutboundRecord("decisions", b"app-1", b"{}" * 100_000)) is None
+
+    def test_the_publishers_hook_counts_a_dead_letter_it_cut_down_and_resends_a_small_one_as_it_is(self) -> None:
+        big = dead_letter(_message(b"v" * 100_000), "dlq", "invalid_json", "EOF", "validation")
+        small = dead_letter(_message(b"{"), "dlq", "invalid_json", "EOF", "validation")
+        before = metrics.DEAD_LETTERS_REDUCED._value.get()
+
+        assert refused_as_too_large(big) == reduced(big)
+        assert refused_as_too_large(small) is small, "refused only for the record batch it shared"
+        assert refused_as_too_large(OutboundRecord("decisions", b"app-1", b"{}")) is None
+        assert metrics.DEAD_LETTERS_REDUCED._value.get() == before + 1
