@@ -10,6 +10,10 @@ from prometheus_client import Counter, Gauge, Histogram
 APPLICATIONS_CONSUMED = Counter("streamer_applications_consumed_total", "Application records consumed.")
 DECISIONS = Counter("streamer_decisions_total", "Decisions published, by outcome.", ["outcome"])
 DEAD_LETTERS = Counter("streamer_dead_letters_total", "Records sent to the dead-letter topic.", ["reason"])
+DEAD_LETTERS_REDUCED = Counter(
+    "streamer_dead_letters_reduced_total",
+    "Dead letters the broker refused as too large, published again cut to their dlq.* headers and 1 KiB. Alerted on.",
+)
 BATCH_SIZE = Histogram(
     "streamer_batch_size", "Records per scoring micro-batch.", buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500)
 )

@@ -29,6 +29,7 @@ from streamer.runtime.lag import CommittedLag
 from streamer.runtime.publisher import Publisher
 from streamer.runtime.topics import ensure_topics, missing_topics
 from streamer.stages.audit import AuditStage
+from streamer.stages.dead_letters import refused_as_too_large
 from streamer.stages.scoring import ScoringStage, ScoringTopics
 
 log = get_logger(__name__)
@@ -155,7 +156,7 @@ class PipelineService(mode.Service):
 
     def _scoring_loop(self, model: ModelSlot) -> BatchLoop:
         s = self.settings
-        self._decisions_publisher = Publisher(producer_config(s))
+        self._decisions_publisher = Publisher(producer_config(s), too_large=refused_as_too_large)
         stage = ScoringStage(
             model, DecisionPolicy(), self._decisions_publisher,
             ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
@@ -171,7 +172,8 @@ class PipelineService(mode.Service):
         s = self.settings
         url = s.database_url.get_secret_value()
         stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s),
-                           Publisher(producer_config(s)), s.dlq_topic, s.audit_writers)
+                           Publisher(producer_config(s), too_large=refused_as_too_large), s.dlq_topic,
+                           s.audit_writers)
         self._audit_stage = stage
         # The audit never skips decisions the broker no longer has (README, "Running in production"): a
         # committed offset out of range stops its partition, logged and counted. Not on Tansu, which loses its

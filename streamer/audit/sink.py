@@ -2,8 +2,9 @@
 
 The decision events go to Postgres as they are (COPY of the JSON into a session-local staging table),
 and one INSERT … SELECT turns them into rows; Postgres parses, casts and checks them, so the worker
-spends almost no CPU per row. A batch Postgres refuses as data is retried row by row to find the
-records that poison it; those are returned, not retried. Only this package talks to psycopg.
+spends almost no CPU per row. A batch Postgres refuses as data (by SQLSTATE class: `_refused_as_data`) is
+retried row by row to find the records that poison it; those are returned, not retried. Only this package
+talks to psycopg.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class AuditSink:
                 conn = self._connection()
                 watchdog.start(conn)
                 result = WriteResult(self._insert(events), [])
-            except (psycopg.DataError, psycopg.IntegrityError):
+            except psycopg.Error as exc:
+                if not _refused_as_data(exc):
+                    raise
                 result = self._insert_one_by_one(events)
         except psycopg.Error as exc:
             self.close()
@@ -111,7 +114,7 @@ class AuditSink:
                 raise AuditUnavailable(
                     f"no answer from Postgres within {watchdog.seconds:.0f} s; connection dropped"
                 ) from exc
-            raise AuditUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+            raise AuditUnavailable(_outage(exc)) from exc
         finally:
             watchdog.cancel()
         metrics.AUDIT_WRITE_SECONDS.observe(time.perf_counter() - started)
@@ -138,7 +141,9 @@ class AuditSink:
         for event in events:
             try:
                 inserted += self._insert([event])
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            except psycopg.Error as exc:
+                if not _refused_as_data(exc):
+                    raise
                 refused.append((event, _refusal(exc)))
         return WriteResult(inserted, refused)
 
@@ -200,6 +205,29 @@ class _Watchdog:
             self.fired = True
             with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+# SQLSTATE classes Postgres answers for what a record holds, whatever the state of the database: 22 data
+# exception (a bad cast, invalid JSON, a NUL), 23 integrity (a check), 54 program limit (an application_id
+# over the btree row limit of ~2.7 KB: 54000; JSON nested deeper than its parser's stack: 54001). The
+# class, not the Python class: psycopg raises 54 as an OperationalError, like a lost connection. Every
+# other class is the database's (08 connection, 40 rollback, 53 resources, 57 cancelled or shut down) or
+# the deployment's (42: a missing table, column or privilege), and a fix or a wait makes the batch
+# succeed, so it is retried; our statement casts with `::`, so a malformed value is a 22, never a 42.
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+def _refused_as_data(exc: psycopg.Error) -> bool:
+    """True if Postgres refused the statement for the data it was given: no retry can make it succeed."""
+    return (exc.sqlstate or "")[:2] in DATA_SQLSTATE_CLASSES
+
+
+def _outage(exc: psycopg.Error) -> str:
+    """Why a batch could not be written, for a log line: the primary message only, as its context and detail
+    may quote the batch (`COPY decision_audit_incoming, line 2, column decision: "{…"`)."""
+    if exc.sqlstate is None:  # raised by the client (libpq): connection trouble, quoting nothing of ours
+        return f"{type(exc).__name__}: {exc}".strip()
+    return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate}): {exc.diag.message_primary or ''}".strip()
 
 
 def _refusal(exc: psycopg.Error) -> str:

@@ -24,6 +24,13 @@ class OutboundRecord(NamedTuple):
     headers: list[tuple[str, str | bytes | None]] | None = None
 
 
+# A record refused for its size: by librdkafka at produce() (message.max.bytes counts key, value and
+# headers) or by the broker (the topic's max.message.bytes; MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE).
+# Every retry would be refused the same way.
+TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+TooLarge = Callable[[OutboundRecord], OutboundRecord | None]
+
+
 class DeliveryFailed(Exception):
     """The broker did not acknowledge some records; the batch must be retried (ids make that safe)."""
 
@@ -38,6 +45,7 @@ class PendingDelivery:
         self._records = records  # kept for again(): a redo publishes these very bytes
         self._remaining = len(records)
         self._errors: list[KafkaError] = []
+        self._refused: list[tuple[KafkaError, OutboundRecord]] = []  # too large: to be replaced by finished()
         self._raised: Exception | None = None
         self._on_success = on_success
         self._generation = publisher.generation  # a replaced producer never reports on these records
@@ -50,15 +58,40 @@ class PendingDelivery:
         else:
             self._publisher.record_delivery(message)
 
+    def on_delivery_of(self, record: OutboundRecord) -> Callable[[KafkaError | None, Message], None]:
+        """The delivery callback of a record that may be replaced if refused for its size. A delivery report
+        carries no headers, so the replacement is made from the record itself."""
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None and self._publisher.replaces(error):
+                self._refused.append((error, record))  # produced from finished(), not in librdkafka's callback
+            else:
+                self.on_delivery(error, message)
+
+        return delivered
+
     def fail(self, error: Exception) -> None:
         self._raised = error
 
     def finished(self) -> bool:
         if self._remaining > 0 and self._raised is None and not self._orphaned():
             self._publisher.serve(0)
+            self._replace_refused()
         return (
             self._remaining <= 0 or self._raised is not None or self._publisher.fatal is not None or self._orphaned()
         )
+
+    def _replace_refused(self) -> None:
+        while self._refused and self._raised is None:
+            error, record = self._refused.pop(0)
+            try:
+                replaced = self._publisher.produce_instead(record, error, self.on_delivery)
+            except KafkaException as exc:
+                self.fail(DeliveryFailed(f"producer failed: {exc}"))
+                return
+            if not replaced:  # the record failed after all
+                self._remaining -= 1
+                self._errors.append(error)
 
     def _orphaned(self) -> bool:
         return self._generation != self._publisher.generation
@@ -95,8 +128,10 @@ class PendingDelivery:
 class Publisher:
     """Wraps an idempotent Producer. Not thread-safe: one per batch loop."""
 
-    def __init__(self, config: dict[str, object]) -> None:
+    def __init__(self, config: dict[str, object], too_large: TooLarge | None = None) -> None:
+        """`too_large` makes what is published instead of a record refused for its size (None: the batch fails)."""
         self._config = {**config, "error_cb": self._on_error}
+        self._too_large = too_large
         self._producer = Producer(self._config)
         self.fatal: KafkaError | None = None
         self.generation = 0
@@ -116,10 +151,19 @@ class Publisher:
         on_delivery, produce = pending.on_delivery, self._producer.produce
         try:
             for topic, key, value, headers in records:
-                try:  # the common case inline: this runs once per decision
-                    produce(topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery)
+                # Records with headers (dead letters) get a callback of their own, to be replaced if refused for
+                # their size; decisions share one: this runs once per decision.
+                callback = on_delivery if not headers else pending.on_delivery_of(
+                    OutboundRecord(topic, key, value, headers))
+                try:  # the common case inline
+                    produce(topic, value=value, key=key, headers=headers or None, on_delivery=callback)
                 except BufferError:
-                    self._produce(OutboundRecord(topic, key, value, headers), on_delivery)
+                    self._produce(OutboundRecord(topic, key, value, headers), callback)
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else None
+                    if not (isinstance(error, KafkaError)
+                            and self.produce_instead(OutboundRecord(topic, key, value, headers), error, on_delivery)):
+                        raise
         except KafkaException as exc:  # a fatal producer error surfaces here; the retry renews the producer
             if exc.args and isinstance(exc.args[0], KafkaError):
                 self.note_error(exc.args[0])
@@ -147,6 +191,21 @@ class Publisher:
 
     def close(self) -> None:
         self._guarded(self._producer.flush, 10.0)
+
+    def replaces(self, error: KafkaError) -> bool:
+        """True if a record with headers refused with `error` may be replaced: it was too large, and
+        `too_large` is set. A replacement refused in turn fails its batch."""
+        return self._too_large is not None and error.code() in TOO_LARGE
+
+    def produce_instead(
+        self, refused: OutboundRecord, error: KafkaError, on_delivery: Callable[[KafkaError | None, Message], None]
+    ) -> bool:
+        """Produce what `too_large` makes of a record refused for its size; False if nothing replaces it."""
+        smaller = self._too_large(refused) if self._too_large is not None and error.code() in TOO_LARGE else None
+        if smaller is None:
+            return False
+        self._produce(smaller, on_delivery)
+        return True
 
     def _produce(self, record: OutboundRecord, on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ def _input_values(poison: bytes) -> list[str]:
     """What a reason must not quote: the record's text, or every string value of 3+ characters in it."""
     try:
         doc = json.loads(poison)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's parser goes
         return [poison.decode("utf-8", "replace")]
     strings: list[str] = []
 
@@ -157,6 +158,28 @@ class TestAuditSink:
         assert re.fullmatch(r"[A-Za-z]+ \(SQLSTATE (22|23)\w{3}\)(; [a-z]+ \S+)*", reason), reason
         echoed = [value for value in _input_values(poison) if value in reason]
         assert echoed == [], f"the reason (a dead letter's dlq.error) quotes the input: {reason!r}"
+        assert len(_rows(isolated)) == 3
+
+    @pytest.mark.parametrize(
+        "poison",
+        [
+            # A btree row over the index's ~2.7 KB limit (54000); random text, so Postgres cannot compress it.
+            json.dumps(_decision(secrets.token_hex(2000))).encode(),
+            # Nesting deeper than Postgres's stack allows for its JSON parser (54001, statement too complex).
+            json.dumps(_decision("app-deep", reason_codes=[])).replace('[]', "[" * 100_000 + "]" * 100_000).encode(),
+        ],
+        ids=["btree_row_too_big", "nested_too_deep"],
+    )
+    def test_a_record_over_a_postgres_limit_is_refused_as_data_not_retried_as_an_outage(
+        self, isolated: Isolated, sink: AuditSink, poison: bytes
+    ) -> None:
+        good = [_event(json.dumps(_decision(f"ok-{i}")).encode(), i) for i in range(3)]
+        result = sink.write([good[0], _event(poison, 99), *good[1:]])
+        assert result.inserted == 3
+        assert [event.offset for event, _ in result.refused] == [99]
+        reason = result.refused[0][1]
+        assert re.fullmatch(r"[A-Za-z]+ \(SQLSTATE 54\w{3}\)(; [a-z]+ \S+)*", reason), reason
+        assert [value for value in _input_values(poison) if value in reason] == []
         assert len(_rows(isolated)) == 3
 
     def test_an_unreachable_database_raises_audit_unavailable(self) -> None:

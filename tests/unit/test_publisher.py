@@ -5,8 +5,11 @@ No broker is needed: nothing listens on the address, so no record is ever acknow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from streamer.runtime.batch_loop import _verdict
 from streamer.runtime.publisher import DeliveryFailed, OutboundRecord, Publisher
@@ -80,3 +83,102 @@ class TestFatalErrorRaisedOutOfPoll:
         assert isinstance(waiting.failure(), DeliveryFailed)
         publisher.publish_async(_records(1))
         assert publisher.generation == 1 and publisher.fatal is None
+
+
+class _Recording:
+    """The real producer, keeping the value of every record it took."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._producer = publisher._producer
+        self.values: list[bytes | None] = []
+        self.callbacks: list[Callable[[KafkaError | None, Message], None]] = []
+        publisher._producer = self  # type: ignore[assignment]
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self._producer.produce(topic, **kwargs)
+        self.values.append(kwargs.get("value"))
+        self.callbacks.append(kwargs["on_delivery"])
+
+    def report(self, index: int, error: KafkaError | None) -> None:
+        """Call the delivery callback of the index-th record as librdkafka would: with a message that has
+        the record's key and value but no headers (a delivery report carries none)."""
+        self.callbacks[index](error, Message(topic="dlq", partition=0, offset=7, key=b"app-1",
+                                             value=self.values[index]))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+BIG = OutboundRecord("dlq", key=b"app-1", value=b"v" * 20_000, headers=[("dlq.reason", b"invalid_json")])
+SMALL = OutboundRecord("dlq", key=b"app-1", value=b"", headers=[("dlq.reason", b"invalid_json")])
+
+
+def _asking(asked: list[OutboundRecord]) -> Callable[[OutboundRecord], OutboundRecord]:
+    """A `too_large` that notes what it was asked about and replaces it with SMALL."""
+
+    def too_large(record: OutboundRecord) -> OutboundRecord:
+        asked.append(record)
+        return SMALL
+
+    return too_large
+
+
+class TestARecordRefusedForItsSize:
+    """A record refused as too large fails the same way on every retry: what `too_large` makes of it is
+    published instead (a dead letter cut down), and the batch goes on."""
+
+    def test_refused_by_librdkafka_at_produce_it_is_replaced_and_the_batch_goes_on(self) -> None:
+        asked: list[OutboundRecord] = []
+        publisher = Publisher({**NOWHERE, "message.max.bytes": 10_000}, too_large=_asking(asked))
+        producer = _Recording(publisher)
+        pending = publisher.publish_async([*_records(1), BIG, *_records(1)])
+
+        assert asked == [BIG]
+        assert producer.values == [b"{}", SMALL.value, b"{}"] and pending.failure() is None
+        assert not pending.finished()  # waiting for three acknowledgements
+
+    def test_refused_by_librdkafka_with_nothing_to_replace_it_the_batch_fails(self) -> None:
+        publisher = Publisher({**NOWHERE, "message.max.bytes": 10_000}, too_large=lambda record: None)
+        pending = publisher.publish_async([BIG])
+
+        assert pending.finished() and isinstance(pending.failure(), DeliveryFailed)
+
+    def test_refused_by_the_broker_it_is_produced_again_replaced_and_waited_for(self) -> None:
+        asked: list[OutboundRecord] = []
+        publisher = Publisher(NOWHERE, too_large=_asking(asked))
+        producer = _Recording(publisher)
+        pending = publisher.publish_async([BIG])
+        producer.report(0, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+        assert not pending.finished()  # produces the replacement, then waits for it
+        assert asked == [BIG], "asked about the record as published, headers included"
+        assert producer.values == [BIG.value, SMALL.value] and pending.failure() is None
+        producer.report(1, None)
+        assert pending.finished() and pending.failure() is None
+
+    def test_a_replacement_refused_in_turn_fails_the_batch(self) -> None:
+        publisher = Publisher(NOWHERE, too_large=_asking([]))
+        producer = _Recording(publisher)
+        pending = publisher.publish_async([BIG])
+        producer.report(0, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        assert not pending.finished()
+        producer.report(1, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+        assert pending.finished() and isinstance(pending.failure(), DeliveryFailed)
+        assert producer.values == [BIG.value, SMALL.value], "replaced once, not again and again"
+
+    def test_refused_by_the_broker_with_nothing_to_replace_it_the_batch_fails(self) -> None:
+        publisher = Publisher(NOWHERE)
+        producer = _Recording(publisher)
+        pending = publisher.publish_async([BIG])
+        producer.report(0, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+        assert pending.finished() and isinstance(pending.failure(), DeliveryFailed)
+
+    def test_refused_by_the_broker_and_too_large_makes_nothing_of_it_the_batch_fails(self) -> None:
+        publisher = Publisher(NOWHERE, too_large=lambda record: None)
+        producer = _Recording(publisher)
+        pending = publisher.publish_async([BIG])
+        producer.report(0, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+        assert pending.wait(1.0) and isinstance(pending.failure(), DeliveryFailed)
