@@ -16,13 +16,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamer.logging import url_secrets
 
 BrokerProfile = Literal["kafka", "tansu"]
+Rebalancing = Literal["eager", "cooperative", "consumer"]
 
 # Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
 # and holds a JoinGroup reply for about half the session timeout; Apache Kafka does neither.
-PROFILE_DEFAULTS: dict[str, dict[BrokerProfile, int]] = {
+PROFILE_DEFAULTS: dict[str, dict[BrokerProfile, int | str]] = {
     "fetch_max_wait_ms": {"kafka": 500, "tansu": 10},
     "session_timeout_ms": {"kafka": 10_000, "tansu": 6_000},
     "heartbeat_interval_ms": {"kafka": 3_000, "tansu": 1_500},
+    # Tansu is tested with eager rebalancing only.
+    "rebalancing": {"kafka": "cooperative", "tansu": "eager"},
 }
 
 
@@ -88,6 +91,20 @@ class Settings(BaseSettings):
         "6000). Tansu holds a JoinGroup reply for about half of it.",
     )
     heartbeat_interval_ms: int = Field(3000, ge=100, description="heartbeat.interval.ms (a third of the session).")
+    rebalancing: Rebalancing = Field(
+        "cooperative",
+        description="How the consumer groups rebalance. cooperative: cooperative-sticky, only the partitions that "
+        "move are revoked and the others keep flowing. eager: every rebalance revokes everything (librdkafka's "
+        "default strategies). consumer: KIP-848's protocol (group.protocol=consumer; Apache Kafka 4+), where the "
+        "broker assigns, incrementally; session and heartbeat times are then the broker's.",
+    )
+    group_instance_id: str | None = Field(
+        None,
+        description="group.instance.id (static membership): a member back within session.timeout.ms under the "
+        "same id keeps its partitions, with no rebalance. Only for a stable identity (a StatefulSet pod's name); "
+        "two live members must never share one, and a static member that leaves is not noticed before the "
+        "session timeout.",
+    )
     max_poll_interval_ms: int = Field(
         300_000, ge=1000,
         description="max.poll.interval.ms, also the rebalance timeout. A loop revoked and not assigned again "

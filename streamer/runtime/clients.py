@@ -41,12 +41,11 @@ def consumer_config(
     return {
         **common_config(settings),
         "group.id": group_id,
+        **_rebalancing(settings),
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": offset_reset,
         "isolation.level": "read_committed",
-        "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": fetch_max_wait_ms or settings.fetch_max_wait_ms,
         # librdkafka fetches ahead up to 64 MB per consumer by default; with two consumers that alone took
@@ -54,6 +53,22 @@ def consumer_config(
         # of work at full speed.
         "queued.max.messages.kbytes": settings.consumer_queue_max_kbytes,
     }
+
+
+def _rebalancing(settings: Settings) -> dict[str, Any]:
+    """The group protocol and its settings; the batch loop reads them to know whether revokes are incremental."""
+    config: dict[str, Any] = {}
+    if settings.rebalancing == "consumer":
+        # KIP-848: the broker assigns and times the session; librdkafka refuses the classic protocol's settings.
+        config["group.protocol"] = "consumer"
+    else:
+        config["session.timeout.ms"] = settings.session_timeout_ms
+        config["heartbeat.interval.ms"] = settings.heartbeat_interval_ms
+        if settings.rebalancing == "cooperative":
+            config["partition.assignment.strategy"] = "cooperative-sticky"
+    if settings.group_instance_id:
+        config["group.instance.id"] = settings.group_instance_id
+    return config
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import ssl
 from pathlib import Path
 
 import faust
+from confluent_kafka import Consumer
 from pydantic import SecretStr
 
 from streamer.app.faust_auth import faust_credentials
@@ -60,3 +61,23 @@ class TestKafkaClientConfig:
         s = _sasl_ssl(tmp_path)
         assert SECRET not in repr(s) and SECRET not in str(s)
         assert SECRET not in s.model_dump_json()
+
+
+class TestRebalancing:
+    def test_apache_kafka_rebalances_cooperatively_and_tansu_eagerly_by_default(self) -> None:
+        assert consumer_config(Settings(), "g")["partition.assignment.strategy"] == "cooperative-sticky"
+        assert "partition.assignment.strategy" not in consumer_config(Settings(broker_profile="tansu"), "g")
+
+    def test_the_consumer_protocol_leaves_session_and_assignment_to_the_broker(self) -> None:
+        config = consumer_config(Settings(rebalancing="consumer"), "g")
+        assert config["group.protocol"] == "consumer"
+        assert not {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"} & set(config)
+
+    def test_a_group_instance_id_makes_the_member_static(self) -> None:
+        assert consumer_config(Settings(group_instance_id="streamer-0"), "g")["group.instance.id"] == "streamer-0"
+        assert "group.instance.id" not in consumer_config(Settings(), "g")
+
+    def test_every_protocol_gives_a_configuration_librdkafka_accepts(self) -> None:
+        for rebalancing in ("eager", "cooperative", "consumer"):
+            config = consumer_config(Settings(rebalancing=rebalancing, group_instance_id="w-1"), "g")
+            Consumer(config).close()  # librdkafka checks the configuration when the client is made
