@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,20 +28,33 @@ class QuietWorker(faust.Worker):
         Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
 
 
+class WithoutKafkaClient(BootStrategy):
+    """Faust starts its web server, sensors and our Pipeline service, and no Kafka client of its own.
+
+    The app has no agents and no tables: the batch loops own its Kafka traffic. Faust's consumer would only
+    add a leader-election topic (`<app_id>-__assignor-__leader`, replication factor 1), a third consumer
+    group that rebalances on every scale event and needs ACLs of its own, and its group join before the
+    pipeline starts (tests/integration/test_kafka_footprint.py)."""
+
+    enable_kafka = False  # no consumer, leader assignor, reply consumer, topic conductor, tables nor producer
+
+
+class StreamerApp(faust.App):
+    BootStrategy = WithoutKafkaClient
+
+
 def create_app(s: Settings) -> faust.App:
-    return faust.App(
+    return StreamerApp(
         s.app_id,
+        # Only for Faust's own commands that start a client on demand (`streamer send`); the worker starts none.
         broker=[f"kafka://{host.strip()}" for host in s.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(s),
         datadir=str(s.data_dir),
         web_port=s.web_port,
         # All interfaces on purpose: probes and scrapes come from outside the pod.
         web_bind="0.0.0.0",  # nosec B104
-        broker_session_timeout=s.session_timeout_ms / 1000,
-        broker_heartbeat_interval=s.heartbeat_interval_ms / 1000,
-        topic_partitions=1,
         autodiscover=False,
         Worker=QuietWorker,
-        broker_credentials=faust_credentials(s),
     )
 
 

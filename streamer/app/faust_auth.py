@@ -1,4 +1,5 @@
-"""The same Kafka security settings for Faust's own client (its leader-election and web plumbing)."""
+"""The same Kafka security settings for Faust's own client, which only Faust's commands that start one on
+demand use (`streamer send`): the worker starts no Faust client (faust_app.WithoutKafkaClient)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamer.config import Settings
@@ -58,6 +59,21 @@ def wait_until_consumed(settings: Settings, group: str, records: Sequence[Messag
         if time.monotonic() > deadline:
             raise TimeoutError(f"{group} committed {done}, expected {ends}")
         time.sleep(0.25)
+
+
+def cluster_topics(settings: Settings) -> set[str]:
+    """The cluster's topic names, leaving out the broker's own (`__consumer_offsets`, made at the first group)."""
+    names = AdminClient(common_config(settings)).list_topics(timeout=10).topics
+    return {name for name in names if not name.startswith("__")}
+
+
+def consumer_groups(settings: Settings) -> set[str]:
+    """The cluster's consumer group ids, in any state. Apache Kafka lists a group from its first JoinGroup;
+    Tansu only once it has committed offsets, so there a group that commits nothing stays unseen."""
+    admin = AdminClient(common_config(settings))  # held until the answer: a client dropped early fails it
+    found = admin.list_consumer_groups(request_timeout=10).result(20)
+    assert not found.errors, found.errors
+    return {group.group_id for group in found.valid}
 
 
 def scrape(port: int) -> dict[str, float]:
