@@ -51,9 +51,10 @@ def test_scaling_one_to_three_to_two_workers_then_a_rolling_restart_loses_nothin
     # restart, one worker at a time; each replacement holds partitions before the next goes (the load may be
     # over by then: holding, not scoring, is the condition).
     rolling = ((a, "a2"), (c, "c2")) if isolated.stack.broker_kind == "kafka" else ()
+    running = [a, c]
     for old, name in rolling:
         assert old.stop() == 0, "a worker stopped for a rolling restart did not exit cleanly"
-        spawn(isolated.env, logs / f"worker-{name}.log", workers)
+        running = [w for w in running if w is not old] + [spawn(isolated.env, logs / f"worker-{name}.log", workers)]
         _until_holding(logs / f"worker-{name}.log")
     if rolling:
         phases["restarted"] = _scored(logs)
@@ -62,9 +63,9 @@ def test_scaling_one_to_three_to_two_workers_then_a_rolling_restart_loses_nothin
     account = check_promise(ledger, payloads, load.positions, s.database_url.get_secret_value())
     phases["end"] = _scored(logs)
 
-    events = {name: log_events(logs / f"worker-{name}.log") for name in NAMES}
+    events = {name: log_events(logs / f"worker-{name}.log") for name in NAMES if (logs / f"worker-{name}.log").exists()}
     assert events["a"]["partitions_revoked"] >= 1, "the first worker never gave partitions away: no rebalance"
-    assert all(w.process is not None and w.process.poll() is None for w in workers[-2:]), "a replacement exited"
+    assert all(w.process is not None and w.process.poll() is None for w in running), "a running worker exited"
     assert account.audit_rows == account.valid
     report(size.name, "rebalance", {**account.as_dict(), "batches_scored_by_phase": phases})
 
