@@ -39,14 +39,15 @@ test: ## Lint, type-check and run the whole suite against the embedded servers
 # Two lanes at once, each printing when it ends: the tests that start servers (marked integration; their
 # timings matter, so none of them runs beside another), and lint with every other test (CPU-bound, and
 # they do not mind sharing the cores with tests that mostly wait on sockets). Together: the whole suite.
-# The servers lane runs the integration tests first, while the other lane is busy (~3.5 min), and the
-# fault tests after, when they have the cores to themselves: the overload test measures capacity.
+# The servers lane runs the integration tests first, while the other lane is busy (~5 min), and the
+# fault tests after, when they have the cores to themselves: the overload test measures capacity. The
+# tests that start their own embedded stack through the CLI (embedded_stack) run in the other lane.
 test-servers: $(STAMP)
-	$(PY) -m pytest -m 'integration and not soak' tests/integration tests/faults  # the fault tests last, alone
+	$(PY) -m pytest -m 'integration and not embedded_stack and not soak' tests/integration tests/faults
 
 test-offline: $(STAMP) $(CHECKOV)
 	@$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -m 'not integration and not soak'
+	$(PY) -m pytest -m '(not integration or embedded_stack) and not soak'
 
 soak: $(STAMP) ## The fault suite at full size on BROKER=kafka|tansu (default kafka); counts go to bench/results/
 	$(PY) -m pytest -m soak tests/faults -s -k $(BROKER)

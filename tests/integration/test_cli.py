@@ -18,6 +18,7 @@ from tests.integration.cli_process import command, postgres_of
 pytestmark = [pytest.mark.integration, TANSU_ONLY]
 
 
+@pytest.mark.embedded_stack
 def test_demo_accounts_for_every_application_and_leaves_no_process_behind() -> None:
     with command(["demo", "--count", "400"]) as demo:
         code = demo.wait_exit(240)

@@ -47,6 +47,7 @@ def test_produce_stops_publishing_on_a_signal(isolated: Isolated, sig: signal.Si
             reader.close()
 
 
+@pytest.mark.embedded_stack
 def test_local_drains_its_worker_before_stopping_its_servers_on_ctrl_c() -> None:
     sig = signal.SIGINT  # to the process group, as a terminal sends it: the case where the order matters
     with command(["local", "--kafka-port", "0"]) as local:
@@ -74,6 +75,7 @@ def test_local_drains_its_worker_before_stopping_its_servers_on_ctrl_c() -> None
         assert postgres_of(run_dir.removesuffix("/pg")) == []
 
 
+@pytest.mark.embedded_stack
 def test_demo_stops_midway_on_ctrl_c_and_leaves_no_process_behind() -> None:
     sig = signal.SIGINT  # SIGTERM takes the same path in Faust's worker (produce and local test both)
     with command(["demo", "--count", "50000"]) as demo:
