@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         2, ge=1, description="Audit transactions under way at once, each on its own Postgres connection."
     )
     audit_retry_max_s: float = Field(10.0, gt=0, description="Cap of the back-off while Postgres is down.")
+    audit_max_batch_attempts: int = Field(
+        10, ge=2,
+        description="Tries of a failing audit batch before its records are written one at a time; one that still "
+        "fails alone while Postgres answers is dead-lettered (retries_exhausted), never retried forever.",
+    )
     audit_write_timeout_s: float = Field(
         30.0, gt=0,
         description="Postgres cancels an audit statement, or a transaction left idle, after this long "

@@ -37,6 +37,12 @@ MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a
 AUDIT_LAG_EVENTS = Gauge(
     "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
 )
+RECORDS_GIVEN_UP = Counter(
+    "streamer_records_given_up_total",
+    "Records that still failed alone after their batch failed STREAMER_MAX_BATCH_ATTEMPTS times while the "
+    "database answered: dead-lettered (retries_exhausted) instead of retried forever.",
+    ["loop"],
+)
 AUDIT_DATABASE_UP = Gauge(
     "streamer_audit_database_up",
     "1 if the audit database answered the worker's last probe (every 2 s), else 0. Alerted on; not a readiness gate.",

@@ -189,6 +189,7 @@ class PipelineService(mode.Service):
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),
             check_positions=s.broker_profile == "tansu",
             on_out_of_range=_count_audit_gap if never_skip else None,
+            give_up=stage.give_up, max_attempts=s.audit_max_batch_attempts,
         )
 
 

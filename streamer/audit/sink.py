@@ -89,6 +89,15 @@ class AuditSink:
         self._write_timeout_s = write_timeout_s
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
+    def answers(self) -> bool:
+        """Whether Postgres answers a trivial query now (on a new connection if need be)."""
+        try:
+            self._connection().execute("SELECT 1")
+        except psycopg.Error:
+            self.close()
+            return False
+        return True
+
     def backend_pid(self) -> int:
         """The server process serving this sink's connection (connecting first if need be)."""
         return self._connection().info.backend_pid

@@ -128,6 +128,8 @@ class BatchLoop:
         busy_poll_s: float = BUSY_POLL_S,
         check_positions: bool = False,
         on_out_of_range: Callable[[str, int], None] | None = None,
+        give_up: Callable[[list[Message], Exception], Pending | None] | None = None,
+        max_attempts: int = 10,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.name = name
@@ -142,6 +144,8 @@ class BatchLoop:
         self._commit_interval_s = commit_interval_s
         self._busy_poll_s = busy_poll_s
         self._check_positions_enabled = check_positions  # Tansu only: see _check_positions
+        self._give_up = give_up  # after max_attempts failures: the batch's records one at a time (see _redo)
+        self._max_attempts = max(1, max_attempts)
         self._on_out_of_range = on_out_of_range  # for auto.offset.reset=error: see _start_unset_at_beginning
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
@@ -321,6 +325,7 @@ class BatchLoop:
         backoff = min(0.1, self._max_backoff_s)
         last: Exception | None = error
         pending = failed
+        attempts = 1  # the first try failed
         while last is not None:
             log.warning("batch_failed", loop=self.name, error=repr(last), retry_in_s=round(backoff, 2))
             if self._on_failure:
@@ -328,10 +333,16 @@ class BatchLoop:
             if not self._wait_alive(consumer, backoff):
                 return False
             backoff = min(backoff * 2, self._max_backoff_s)
+            attempts += 1
             try:
-                started = pending.again() if pending is not None else None
-                if started is None:
-                    started = self._handler(batch)
+                if self._give_up is not None and attempts > self._max_attempts:
+                    # A record that fails whatever is tried may be the cause: the handler takes them one at a
+                    # time and gives up those that still fail while the rest can be written.
+                    started = self._give_up(batch, last)
+                else:
+                    started = pending.again() if pending is not None else None
+                    if started is None:
+                        started = self._handler(batch)
             except Exception as exc:
                 last = exc
                 continue  # the same attempt again after the back-off

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from confluent_kafka import Message
 
 from streamer import metrics
-from streamer.audit.sink import AuditSink, DecisionEvent
+from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord, Publisher
 from streamer.stages.dead_letters import dead_letter
@@ -70,7 +70,7 @@ class AuditStage:
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
         self._queue: queue.SimpleQueue[tuple[Future[None], list[DecisionEvent], dict[int, Message],
-                                             list[OutboundRecord]] | None] = queue.SimpleQueue()
+                                             list[OutboundRecord], bool] | None] = queue.SimpleQueue()
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
         # so one write hung on a frozen database would keep a stopped worker from exiting.
         self._writers = [
@@ -80,6 +80,15 @@ class AuditStage:
             writer.start()
 
     def __call__(self, batch: Sequence[Message]) -> AuditWrite:
+        return self._start(batch, alone=False)
+
+    def give_up(self, batch: Sequence[Message], error: Exception) -> AuditWrite:
+        """After the batch failed too often as a whole: write its records one at a time. A record that still
+        fails alone while Postgres answers is dead-lettered (retries_exhausted), never retried forever; if
+        Postgres does not answer, that is an outage and the whole batch fails again, to be retried."""
+        return self._start(batch, alone=True)
+
+    def _start(self, batch: Sequence[Message], alone: bool) -> AuditWrite:
         events: list[DecisionEvent] = []
         source: dict[int, Message] = {}
         unusable: list[OutboundRecord] = []
@@ -92,7 +101,7 @@ class AuditStage:
             source[id(event)] = message
             events.append(event)
         future: Future[None] = Future()
-        self._queue.put((future, events, source, unusable))
+        self._queue.put((future, events, source, unusable, alone))
         return AuditWrite(future)
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -108,11 +117,14 @@ class AuditStage:
 
     def _serve(self) -> None:
         while (work := self._queue.get()) is not None:
-            future, events, source, unusable = work
+            future, events, source, unusable, alone = work
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                self._write(events, source, unusable)
+                if alone:
+                    self._write_alone(events, source, unusable)
+                else:
+                    self._write(events, source, unusable)
             except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
                 raised = sys.exc_info()[1]
                 future.set_exception(raised if isinstance(raised, Exception) else RuntimeError(repr(raised)))
@@ -122,13 +134,41 @@ class AuditStage:
     def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
         result = self._sink().write(events)
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
+        self._publish_dead_letters(unusable)
+        log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
+
+    def _write_alone(
+        self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]
+    ) -> None:
+        sink, inserted = self._sink(), 0
+        failed: list[tuple[DecisionEvent, AuditUnavailable]] = []
+        for event in events:
+            try:
+                result = sink.write([event])
+            except AuditUnavailable as unavailable:
+                failed.append((event, unavailable))
+                continue
+            inserted += result.inserted
+            unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
+        if failed and not sink.answers():
+            raise AuditUnavailable("Postgres does not answer: an outage, not the records")
+        for event, error in failed:
+            why = _error_class(error)
+            unusable.append(self._dead(source[id(event)], "retries_exhausted", why))
+            metrics.RECORDS_GIVEN_UP.labels("audit").inc()
+            log.error("record_given_up", loop="audit", topic=event.topic, partition=event.partition,
+                      offset=event.offset, error=why)
+        self._publish_dead_letters(unusable)
+        log.info("audit_batch_written", decisions=len(events), inserted=inserted, dead_letters=len(unusable),
+                 one_at_a_time=True)
+
+    def _publish_dead_letters(self, unusable: list[OutboundRecord]) -> None:
         if unusable:
             with self._publish_lock:
                 self._publisher.publish(unusable)
             for record in unusable:
                 reason = dict(record.headers or []).get("dlq.reason") or b"audit_refused"
                 metrics.DEAD_LETTERS.labels(reason.decode() if isinstance(reason, bytes) else reason).inc()
-        log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
 
     def _sink(self) -> AuditSink:
         """Each writer thread keeps its own connection (a psycopg connection serves one thread)."""
@@ -140,3 +180,10 @@ class AuditStage:
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
         return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
+
+
+def _error_class(error: AuditUnavailable) -> str:
+    """What failed, in names only (Postgres's messages may quote the input): the class and SQLSTATE."""
+    cause = error.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    return f"{type(cause).__name__} (SQLSTATE {sqlstate})" if cause is not None else type(error).__name__

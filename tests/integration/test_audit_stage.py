@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from confluent_kafka import Message
+from prometheus_client import REGISTRY
 
 from schemas import decision_id_for
 from streamer.audit.sink import AuditSink, AuditUnavailable
@@ -102,3 +104,46 @@ def test_a_batch_whose_connection_is_lost_fails_and_commits_or_dead_letters_noth
     assert [(h["dlq.reason"], h["dlq.source.offset"]) for h in map(header_bytes, dead.records)] == [
         (b"audit_refused", str(poison.offset()).encode())
     ], "the poison record must be dead-lettered once, by the write that succeeded"
+
+
+REFUSE_ONE = """
+CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.application_id = 'app-7' THEN RAISE EXCEPTION 'a trigger refuses this row'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_one BEFORE INSERT ON decision_audit FOR EACH ROW EXECUTE FUNCTION refuse_one();
+"""
+
+
+def test_a_record_that_fails_alone_while_postgres_answers_is_dead_lettered_and_the_rest_written(
+    isolated: Isolated, agent: AuditStage, decision_records: list[Message]
+) -> None:
+    # A record Postgres refuses with an error that is not a data error (here a trigger's, SQLSTATE P0001)
+    # fails its whole batch every time; the batch loop then hands the batch over to give_up.
+    with psycopg.connect(isolated.settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(REFUSE_ONE)
+    batch = [r for r in decision_records if json.loads(r.value() or b"{}").get("application_id") in FIRST_20]
+    refused = next(r for r in batch if b'"app-7"' in (r.value() or b""))
+    whole = agent(batch)
+    assert whole.wait(30) and isinstance(whole.failure(), AuditUnavailable)
+    given_up_before = _given_up()
+
+    alone = agent.give_up(batch, AuditUnavailable("as the loop passes it"))
+    assert alone.wait(30) and alone.failure() is None
+    assert isolated.audit_rows() == 19
+    assert _given_up() == given_up_before + 1
+    dead = TopicReader(isolated.settings, isolated.settings.dlq_topic)
+    assert dead.read_until(lambda records: len(records) >= 1, 30)
+    dead.close()
+    headers = header_bytes(dead.records[0])
+    assert headers["dlq.reason"] == b"retries_exhausted"
+    assert headers["dlq.error"] == b"RaiseException (SQLSTATE P0001)", "the reason must name the error, not quote it"
+    assert dead.records[0].value() == refused.value()
+
+
+FIRST_20 = {f"app-{i}" for i in range(20)}
+
+
+def _given_up() -> float:
+    return REGISTRY.get_sample_value("streamer_records_given_up_total", {"loop": "audit"}) or 0.0

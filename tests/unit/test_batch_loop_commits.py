@@ -381,3 +381,38 @@ class TestAPartitionWhoseBrokerLostItsLog:
         missing = sorted(set(range(20)) - {offset for p, offset in durable if p == 1})
         assert consumer.broker_committed.get(1) == 20
         assert missing == [], f"partition 1 committed past records whose work never became durable: {missing}"
+
+
+class TestABatchThatAlwaysFails:
+    def test_is_handed_to_give_up_after_max_attempts_and_its_partition_moves_on(self) -> None:
+        attempts: list[int] = []
+        given_up: list[list[int]] = []
+
+        def handler(batch: Sequence[Message]) -> None:
+            offsets = [m.offset() or 0 for m in batch]
+            if 13 in offsets:  # a record that fails whatever is tried
+                attempts.append(13)
+                raise RuntimeError("this batch never succeeds")
+
+        def give_up(batch: Sequence[Message], error: Exception) -> None:
+            given_up.append([m.offset() or 0 for m in batch])  # e.g. written one at a time, the rest dead-lettered
+
+        holder: list[RebalancingConsumer] = []
+
+        def factory(config: dict[str, Any]) -> Any:
+            holder.append(RebalancingConsumer(config, 25, first={0}, then={0}, rebalance_after=10**9))
+            return holder[0]
+
+        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=10, max_wait_s=0.0,
+                         max_backoff_s=0.001, give_up=give_up, max_attempts=4, consumer_factory=factory)
+        loop.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not (holder and holder[0].broker_committed.get(0) == 25) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            loop.stop(timeout_s=5)
+
+        assert len(attempts) == 4, f"tried {len(attempts)} times before giving up, not max_attempts"
+        assert len(given_up) == 1 and 13 in given_up[0]
+        assert holder[0].broker_committed == {0: 25}, "the partition stayed stuck behind the batch"
