@@ -8,21 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # onnx ships no stubs for it
-from onnx.external_data_helper import uses_external_data
 
 from schemas.application import LoanApplication
 from schemas.application_fast import Application
 from schemas.decision import ModelRef
 from streamer.core.decisions import Scores
 from streamer.core.features import InputSpec, SchemaMismatch, check_inputs, input_arrays
+from streamer.model.external_data import NotProtobuf, external_tensors
 
 PROBABILITY_OUTPUT = "probability_of_default"
 CONTRIBUTIONS_OUTPUT = "contributions"
@@ -112,29 +110,14 @@ class OnnxScorer:
 def _refuse_external_data(blob: bytes, path: Path) -> None:
     """The registry's sha256 covers this file only: weights kept in another file could change unverified."""
     try:
-        model = onnx.load_model_from_string(blob)  # reads this file only, never a data file
-    except DecodeError as exc:  # not an ONNX protobuf at all
+        external = external_tensors(blob)  # reads this file only, never a data file
+    except NotProtobuf as exc:  # not an ONNX protobuf at all
         raise ModelLoadError(f"{path.name} is not a loadable ONNX model: {exc}", "not_onnx") from exc
-    external = [t.name for t in _all_tensors(model.graph) if uses_external_data(t)]
     if external:
         raise ModelLoadError(
             f"{path.name} keeps {len(external)} tensors in external data files, which its sha256 does not cover",
             "external_data",
         )
-
-
-def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Initializers and constant attributes, in the graph and every subgraph (If, Loop, Scan bodies)."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            if attribute.HasField("g"):
-                yield from _all_tensors(attribute.g)
-            for subgraph in attribute.graphs:
-                yield from _all_tensors(subgraph)
 
 
 def _session(blob: bytes, path: Path) -> ort.InferenceSession:
