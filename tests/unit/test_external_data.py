@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 def _with_external(model: onnx.ModelProto) -> bytes:
     convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0,
                                    convert_attribute=True)  # also constants in node attributes, subgraphs included
-    return model.SerializeToString()
+    blob: bytes = model.SerializeToString()
+    return blob
 
 
 def _if_model() -> onnx.ModelProto:
