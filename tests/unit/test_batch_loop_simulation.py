@@ -30,28 +30,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from streamer.runtime.batch_loop import BatchLoop
+from tests.unit.test_batch_loop_commits import TOPIC, FakeMessage
 
-TOPIC = "apps"
 PARTITIONS = 3
 RECORDS = 12  # per partition
 ALL = frozenset(range(PARTITIONS))
-
-
-class Record:
-    def __init__(self, partition: int, offset: int) -> None:
-        self._partition, self._offset = partition, offset
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def error(self) -> None:
-        return None
 
 
 class Coordinator:
@@ -80,16 +63,16 @@ class SimulatedConsumer:
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
         self._callbacks = (on_assign, on_revoke)
 
-    def poll(self, timeout: float) -> Record | None:
+    def poll(self, timeout: float) -> FakeMessage | None:
         if self.queued is not None and self.behind_a_record:
             self.behind_a_record = False
             return self._fetch()  # of the old assignment; the rebalance is served by the next call
         self._serve()
         return self._fetch()
 
-    def consume(self, num_messages: int, timeout: float) -> list[Record]:
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
         self._serve()
-        taken: list[Record] = []
+        taken: list[FakeMessage] = []
         while len(taken) < num_messages and (record := self._fetch()) is not None:
             taken.append(record)
         return taken
@@ -123,11 +106,11 @@ class SimulatedConsumer:
     def close(self) -> None:
         return None
 
-    def _fetch(self) -> Record | None:
+    def _fetch(self) -> FakeMessage | None:
         for p in sorted(self.assigned, key=lambda q: (q != self.preferred, self.position[q], q)):
             if p not in self.paused and self.position[p] < RECORDS:
                 self.position[p] += 1
-                return Record(p, self.position[p] - 1)
+                return FakeMessage(p, self.position[p] - 1)
         return None
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
