@@ -17,6 +17,7 @@ from streamer.logging import url_secrets
 
 BrokerProfile = Literal["kafka", "tansu"]
 Rebalancing = Literal["eager", "cooperative", "consumer"]
+ProcessingGuarantee = Literal["exactly_once", "at_least_once"]
 
 # Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
 # and holds a JoinGroup reply for about half the session timeout; Apache Kafka does neither.
@@ -60,6 +61,34 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(8, ge=1, description="Partitions for topics the worker creates (`create_topics`).")
     topic_replication: int = Field(
         1, ge=1, description="Replication factor for topics the worker creates (`create_topics`)."
+    )
+
+    processing_guarantee: ProcessingGuarantee = Field(
+        "exactly_once",
+        description="exactly_once: decisions, dead letters and the consumed offsets are committed together in Kafka "
+        "transactions, so a consumer reading with isolation.level=read_committed sees each decision once, across "
+        "crashes, restarts and rebalances. at_least_once: no transactions, the lowest latency; a crash or a "
+        "rebalance may publish a decision again (same application, new decision_id). The audit is exactly once "
+        "either way. Tansu does not hide aborted transactions from read_committed consumers: there exactly_once "
+        "behaves like at_least_once for what consumers see.",
+    )
+    commit_interval_ms: int = Field(
+        100, ge=1,
+        description="exactly_once: how long one transaction gathers batches before it commits (Kafka Streams' "
+        "default for exactly-once). Decisions become visible to read_committed consumers when it commits.",
+    )
+    transaction_timeout_ms: int = Field(
+        10_000, ge=1000,
+        description="exactly_once: transaction.timeout.ms. A worker that dies mid-transaction holds back "
+        "read_committed consumers of the decision topic until the broker aborts its transaction, this long.",
+    )
+    transactional_id: str | None = Field(
+        None,
+        description="exactly_once: the scorer producer's transactional.id. Unset: "
+        "`<app_id>-scorer-<group_instance_id>` when that is set (a restart then aborts its predecessor's open "
+        "transaction at once), otherwise a random "
+        "one per process (as Kafka Streams does; zombies are fenced by the consumer group either way). Two live "
+        "workers must never share one.",
     )
 
     batch_max_events: int = Field(1000, ge=1, description="Largest micro-batch scored in one ONNX call.")

@@ -24,10 +24,11 @@ from streamer.logging import get_logger
 from streamer.model.registry import champion
 from streamer.model.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
 from streamer.runtime.batch_loop import BatchLoop
-from streamer.runtime.clients import consumer_config, producer_config
+from streamer.runtime.clients import consumer_config, producer_config, transactional_producer_config
 from streamer.runtime.lag import CommittedLag
 from streamer.runtime.publisher import Publisher
 from streamer.runtime.topics import ensure_topics, missing_topics
+from streamer.runtime.transactions import TransactionalLoop
 from streamer.stages.audit import AuditStage
 from streamer.stages.dead_letters import refused_as_too_large
 from streamer.stages.scoring import ScoringStage, ScoringTopics
@@ -75,8 +76,10 @@ class PipelineService(mode.Service):
         for loop in self.loops:
             loop.start()
         # Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too.
+        scorer = self.loops[0]
         publisher = self._decisions_publisher
-        known_ends = publisher.delivered_ends if publisher and s.broker_profile == "tansu" else dict
+        known_ends = (dict if s.broker_profile != "tansu" else publisher.delivered_ends if publisher
+                      else scorer.delivered_ends if isinstance(scorer, TransactionalLoop) else dict)
         self._audit_lag = CommittedLag(s, s.decision_topic, s.audit_group(), known_ends)
 
     async def on_stop(self) -> None:
@@ -156,11 +159,21 @@ class PipelineService(mode.Service):
 
     def _scoring_loop(self, model: ModelSlot) -> BatchLoop:
         s = self.settings
+        topics = ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic)
+        if s.processing_guarantee == "exactly_once":
+            if s.broker_profile == "tansu":
+                log.warning("read_committed_unsupported", broker="tansu",
+                            detail="Tansu shows aborted transactions to read_committed consumers")
+            stage = ScoringStage(model, DecisionPolicy(), None, topics, s.max_event_bytes)
+            return TransactionalLoop(
+                "scorer", consumer_config(s, s.scorer_group()), transactional_producer_config(s), [s.input_topic],
+                stage.decide, max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
+                commit_interval_s=s.commit_interval_ms / 1000, too_large=refused_as_too_large,
+                on_failure=lambda _: metrics.BATCH_FAILURES.labels("scorer").inc(),
+                check_positions=s.broker_profile == "tansu",
+            )
         self._decisions_publisher = Publisher(producer_config(s), too_large=refused_as_too_large)
-        stage = ScoringStage(
-            model, DecisionPolicy(), self._decisions_publisher,
-            ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
-        )
+        stage = ScoringStage(model, DecisionPolicy(), self._decisions_publisher, topics, s.max_event_bytes)
         return BatchLoop(
             "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], stage,
             max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,

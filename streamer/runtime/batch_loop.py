@@ -217,7 +217,7 @@ class BatchLoop:
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         # Wait for a first record (briefly while batches are in flight), then take what arrives within
         # max_wait, up to max_batch.
-        first = consumer.poll(self._busy_poll_s if self._in_flight else IDLE_POLL_S)
+        first = consumer.poll(self._poll_timeout())
         if first is None:
             return []
         rebalances = self._rebalances
@@ -235,6 +235,9 @@ class BatchLoop:
             return [m for m in (*head, *rest)
                     if (m.topic() or "", m.partition() or 0) in self._book.owned and self._usable(m)]
         return [m for m in (first, *rest) if self._usable(m)]
+
+    def _poll_timeout(self) -> float:
+        return self._busy_poll_s if self._in_flight else IDLE_POLL_S
 
     def _usable(self, message: Message) -> bool:
         error = message.error()
@@ -566,12 +569,7 @@ class BatchLoop:
         revoked = {(p.topic, p.partition) for p in partitions}
         for key in revoked:
             self._revocations[key] = self._revocations.get(key, 0) + 1
-        done = [TopicPartition(t, p, o) for (t, p), o in self._book.revoke(revoked).items()]
-        if done:
-            try:
-                consumer.commit(offsets=done, asynchronous=False)
-            except Exception as exc:  # the next owner re-reads these; duplicates, not loss
-                log.warning("commit_on_revoke_failed", loop=self.name, error=repr(exc))
+        self._commit_revoked(consumer, [TopicPartition(t, p, o) for (t, p), o in self._book.revoke(revoked).items()])
         for key in revoked:
             self._progress.pop(key, None)
             self._acknowledged.pop(key, None)
@@ -583,6 +581,14 @@ class BatchLoop:
         # An incremental (cooperative) revoke may leave partitions held; an eager one revokes them all.
         owned = len(self._book.owned)
         self._membership = Membership(GroupState.ASSIGNED if owned else GroupState.REVOKED, owned)
+
+    def _commit_revoked(self, consumer: Consumer, done: list[TopicPartition]) -> None:
+        """The revoked partitions' last commit from this member."""
+        if done:
+            try:
+                consumer.commit(offsets=done, asynchronous=False)
+            except Exception as exc:  # the next owner re-reads these; duplicates, not loss
+                log.warning("commit_on_revoke_failed", loop=self.name, error=repr(exc))
 
     def _close(self, consumer: Consumer) -> None:
         try:

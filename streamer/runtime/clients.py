@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from streamer.config import Settings
@@ -86,4 +87,19 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # producer id with UNKNOWN_PRODUCER_ID, which librdkafka retries until this timeout, whereupon the
         # publisher replaces the producer. librdkafka's default is 5 minutes.
         "message.timeout.ms": settings.delivery_timeout_ms,
+    }
+
+
+def transactional_producer_config(settings: Settings) -> dict[str, Any]:
+    """The scorer's producer under exactly_once: idempotent and transactional (librdkafka sets acks=all)."""
+    transactional_id = settings.transactional_id or (
+        f"{settings.app_id}-scorer-{settings.group_instance_id}" if settings.group_instance_id
+        else f"{settings.app_id}-scorer-{uuid.uuid4()}"
+    )
+    return {
+        **producer_config(settings),
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        # librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        "message.timeout.ms": min(settings.delivery_timeout_ms, settings.transaction_timeout_ms),
     }

@@ -23,6 +23,7 @@ from streamer.logging import get_logger
 from streamer.model.onnx_scorer import OnnxScorer
 from streamer.model.reload import ModelSlot
 from streamer.runtime.publisher import OutboundRecord, PendingDelivery, Publisher
+from streamer.runtime.transactions import Decided
 from streamer.stages.dead_letters import dead_letter
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ class ScoringStage:
         self,
         model: ModelSlot,
         policy: DecisionPolicy,
-        publisher: Publisher,
+        publisher: Publisher | None,
         topics: ScoringTopics,
         max_event_bytes: int,
     ) -> None:
@@ -51,8 +52,16 @@ class ScoringStage:
         self._encoders: dict[int, DecisionEncoder] = {}
 
     def __call__(self, batch: Sequence[Message]) -> PendingDelivery:
-        """Score the batch and hand its decisions and dead letters to the producer; the acknowledgements
-        arrive while the next batch is scored (the batch loop commits once they are all in)."""
+        """at_least_once: score the batch and hand its decisions and dead letters to the producer; the
+        acknowledgements arrive while the next batch is scored (the batch loop commits once they are all in)."""
+        if self._publisher is None:
+            raise RuntimeError("at_least_once scoring needs a publisher")
+        decided = self.decide(batch)
+        return self._publisher.publish_async(decided.records, on_success=decided.on_success)
+
+    def decide(self, batch: Sequence[Message]) -> Decided:
+        """The batch's decisions and dead letters, not yet published (exactly_once: the transactional loop
+        publishes them in its transaction), and what to count once they are."""
         started = time.perf_counter()
         valid: list[tuple[Message, Application]] = []
         rejected: list[tuple[Message, Rejection, str]] = []
@@ -70,9 +79,7 @@ class ScoringStage:
             OutboundRecord(self._topics.decisions, d.application_id.encode(), d.value) for d in decisions
         )
         rejections = [r for _, r, _ in rejected]
-        return self._publisher.publish_async(
-            outbound, on_success=lambda: self._count(batch, decisions, rejections, scorer, started)
-        )
+        return Decided(outbound, lambda: self._count(batch, decisions, rejections, scorer, started))
 
     def _decide(
         self, scorer: OnnxScorer, valid: list[tuple[Message, Application]]
