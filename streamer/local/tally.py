@@ -19,12 +19,14 @@ from streamer.runtime.clients import common_config
 class TopicReader:
     """Accumulates every record of a topic, from its beginning, as `read_more()` is called."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, read_committed: bool = True) -> None:
+        """`read_committed`: what a downstream consumer sees (records of aborted transactions left out)."""
         self.topic = topic
         self.records: list[Message] = []
         self._consumer = Consumer(
             {**common_config(settings), "group.id": "streamer-tally", "enable.auto.commit": False,
-             "fetch.wait.max.ms": 500}
+             "fetch.wait.max.ms": 500,
+             "isolation.level": "read_committed" if read_committed else "read_uncommitted"}
         )
         metadata = self._consumer.list_topics(topic, timeout=10)
         partitions = metadata.topics[topic].partitions

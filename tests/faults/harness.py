@@ -285,11 +285,29 @@ def check_promise(
 
     decision_events = sum(len(ids) for ids in by_app.values())
     dead_letters = sum(len(c) for c in by_source.values())
+    if exactly_once():  # what a read_committed consumer sees: each decision and each dead letter once
+        assert decision_events == len(by_app), f"{decision_events - len(by_app)} duplicate decision events"
+        assert dead_letters == len(by_source), f"{dead_letters - len(by_source)} duplicate dead letters"
     return Account(
         valid=len(valid), invalid=len(invalid), decision_events=decision_events,
         duplicate_decision_events=decision_events - len(by_app), dead_letters=dead_letters,
         duplicate_dead_letters=dead_letters - len(by_source), audit_rows=len(rows), dead_letter_reasons=reasons,
     )
+
+
+def records_of_aborted_transactions(settings: Settings) -> int:
+    """Decision records a read_uncommitted consumer sees and a read_committed one does not: the output of
+    transactions that were aborted (the trace of a kill or a fence landing mid-transaction)."""
+    counts = []
+    for committed_only in (True, False):
+        reader = TopicReader(settings, settings.decision_topic, read_committed=committed_only)
+        try:
+            while reader.read_more(0.5):
+                pass
+            counts.append(len(reader.records))
+        finally:
+            reader.close()
+    return counts[1] - counts[0]
 
 
 def rss_mb(pid: int) -> float:
@@ -325,9 +343,16 @@ def log_story(worker_log: Path, limit: int = 40) -> str:
     return "\n".join(lines[-limit:])
 
 
+GUARANTEE = "exactly_once"  # set per test by the `guarantee` fixture (tests/faults/conftest.py)
+
+
+def exactly_once() -> bool:
+    return GUARANTEE == "exactly_once"
+
+
 def spawn(env: dict[str, str], log: Path, workers: list[WorkerProcess], wait: bool = True) -> WorkerProcess:
-    """A worker with its own log file, registered for the fixtures' clean-up."""
-    worker = WorkerProcess(env, log, cwd=REPO).start()
+    """A worker with its own log file, in the test's processing guarantee, registered for the fixtures' clean-up."""
+    worker = WorkerProcess({"STREAMER_PROCESSING_GUARANTEE": GUARANTEE, **env}, log, cwd=REPO).start()
     workers.append(worker)
     if wait:
         worker.wait_ready()
@@ -337,11 +362,12 @@ def spawn(env: dict[str, str], log: Path, workers: list[WorkerProcess], wait: bo
 def report(size_name: str, test: str, numbers: dict[str, object]) -> None:
     """Print the numbers; in soak mode also keep them in bench/results/faults-<broker>-<test>.json."""
     broker = _broker_of_current_test()
-    print(f"\n[faults:{size_name}:{broker}] {test}: {json.dumps(numbers, sort_keys=True, default=str)}")
+    print(f"\n[faults:{size_name}:{broker}:{GUARANTEE}] {test}: {json.dumps(numbers, sort_keys=True, default=str)}")
     if size_name == "soak":
-        out = REPO / "bench" / "results" / f"faults-{broker}-{test}.json"
+        out = REPO / "bench" / "results" / f"faults-{broker}-{GUARANTEE}-{test}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"test": test, "size": size_name, "broker": broker, **numbers}, indent=2,
+        out.write_text(json.dumps({"test": test, "size": size_name, "broker": broker, "guarantee": GUARANTEE,
+                                   **numbers}, indent=2,
                                   sort_keys=True, default=str) + "\n")
 
 

@@ -15,7 +15,7 @@ from tests.conftest import Isolated
 from tests.faults.conftest import Sizes
 from tests.faults.harness import TrackedPublisher, check_promise, log_events, report, settle, spawn, synthetic
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.both_guarantees]
 
 LOAD_S = {"tansu": 25.0, "kafka": 40.0}  # on Kafka the load lasts into the rolling restart
 NAMES = ("a", "b", "c", "a2", "c2")

@@ -17,7 +17,7 @@ from tests.conftest import Isolated
 from tests.faults.conftest import Sizes
 from tests.faults.harness import Ledger, TrackedPublisher, check_promise, log_events, report, settle, spawn, synthetic
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.both_guarantees]
 
 GRACE_S = 60.0  # terminationGracePeriodSeconds in k8s/base/app/deployment.yaml
 LOAD_S = 12.0
