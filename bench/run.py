@@ -8,12 +8,16 @@ percentiles at offered rates, CPU % per process and peak RSS. Writes bench/resul
 latest.md and latency.png, and prints streamer's ratio to each baseline.
 
 Throughput: N applications (1 % invalid) are published first; the system starts; the clock runs from
-its first decision to the moment the audit table holds a row for every valid application.
+its first decision to the moment the audit table holds a row for every valid application (for
+quix_passthrough, which writes no audit rows: until the decision topic holds a record for every one).
 Latency: the system runs; applications are offered at a steady rate for a fixed time; each one's
 latency is the time from its send to the timestamp its decision record got when the system produced it
 (one machine, one clock). Decisions are read only after the offered load ends (a reader polling the
 decision topic meanwhile would slow the system's producer on Tansu); systems that fell behind get up to
 max(20 s, run length) more to finish, and what is still missing shows in `completed`.
+
+The two Quix systems run in their own venv, .venv/quix (`make bench` builds it; see Makefile).
+For a smoke run: `--events 3000 --repeats 1 --rates 500 --seconds 3` (and `--out` outside bench/results).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,7 @@ from streamer.runtime.topics import ensure_topics
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 PY = sys.executable
+QUIX_PY = str(REPO / ".venv" / "quix" / "bin" / "python")  # Quix Streams' own venv (Makefile)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class System:
     command: list[str]
     processes: int = 1
     backlog: int = 20_000  # applications per throughput run: enough for ~10 s of its work
+    audited: bool = True  # False: it writes no audit rows, and is done when its outputs are on the decision topic
 
 
 SYSTEMS = [
@@ -70,6 +76,8 @@ SYSTEMS = [
     System("handrolled_batch", [PY, "-m", "bench.systems.handrolled_batch"], backlog=40_000),
     System("streamer_1_worker", [PY, "-m", "streamer", "worker"], backlog=100_000),
     System("streamer_2_workers", [PY, "-m", "streamer", "worker"], processes=2, backlog=100_000),
+    System("quix_streams", [QUIX_PY, "-m", "bench.systems.quix_streams"], backlog=20_000),
+    System("quix_passthrough", [QUIX_PY, "-m", "bench.systems.quix_passthrough"], backlog=200_000, audited=False),
 ]
 
 
@@ -81,6 +89,7 @@ class Run:
     system: System
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _watermarks: Consumer | None = None
 
     def __post_init__(self) -> None:
         if self.stack.broker_kind == "tansu":
@@ -125,6 +134,19 @@ class Run:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if self._watermarks is not None:
+            self._watermarks.close()
+
+    def completed(self) -> int:
+        """Audit rows; for a system that writes none, records on the decision topic."""
+        return self.audit_rows() if self.system.audited else self.decision_records()
+
+    def decision_records(self) -> int:
+        topic = self.settings.decision_topic
+        if self._watermarks is None:
+            self._watermarks = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "bench-count"})
+        partitions = self._watermarks.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(self._watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
 
     def audit_rows(self) -> int:
         with psycopg.connect(self.database_url) as conn:
@@ -245,7 +267,7 @@ def server_pids(stack: LocalStack) -> dict[str, Callable[[], list[int]]]:
 def throughput_run(stack: LocalStack, system: System, log_dir: Path, timeout_s: float = 600) -> dict[str, Any]:
     run = Run(stack, system)
     payloads = list(ApplicationFactory(seed=hash(run.tag) % 2**31).mixed(system.backlog, 100))
-    valid = sum(p.expected_reason is None for p in payloads)
+    done_at = sum(p.expected_reason is None for p in payloads) if system.audited else len(payloads)
     publish(run.settings, payloads)
     reader = DecisionReader(run.settings)
     reader.start()
@@ -254,7 +276,7 @@ def throughput_run(stack: LocalStack, system: System, log_dir: Path, timeout_s: 
     sampler.start()
     deadline = time.monotonic() + timeout_s
     try:
-        while run.audit_rows() < valid:
+        while run.completed() < done_at:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{system.name}: audit incomplete after {timeout_s}s")
             if any(p.poll() is not None for p in run.processes):
@@ -277,7 +299,7 @@ def latency_run(stack: LocalStack, system: System, rate: float, seconds: float, 
     warm = [p for p in factory.mixed(50, 0)]
     publish(run.settings, warm)
     deadline = time.monotonic() + 120
-    while run.audit_rows() < len(warm):  # every process has joined its groups and scores
+    while run.completed() < len(warm):  # every process has joined its groups and scores
         if time.monotonic() > deadline:
             raise TimeoutError(f"{system.name} did not start scoring")
         time.sleep(0.2)
@@ -312,12 +334,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--systems", nargs="*", default=[s.name for s in SYSTEMS])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rates", type=float, nargs="*", default=[1000, 5000, 20000])
+    parser.add_argument("--events", type=int, help="Applications per throughput run for every system, "
+                        "instead of each one's own backlog (smaller for a smoke run).")
+    parser.add_argument("--rates", type=float, nargs="*", default=[1000, 5000, 20000],
+                        help="Offered rates of the latency runs, applications/s.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of each offered-load run.")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--broker", choices=["kafka", "tansu"], default="kafka")
     args = parser.parse_args()
     chosen = [s for s in SYSTEMS if s.name in args.systems]
+    if args.events:
+        chosen = [replace(s, backlog=args.events) for s in chosen]
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, "-m", "bench.run", *sys.argv[1:]]),
         "started_at": datetime.now(UTC).isoformat(), "machine": _machine(), "broker": args.broker, "systems": {},
