@@ -177,11 +177,11 @@ class TransactionalLoop(BatchLoop):
         if batch:
             self._add(consumer, batch)
         txn = self._txn
-        if txn is not None and (len(txn.spans) >= MAX_BATCHES_PER_TXN
-                                or time.monotonic() - txn.started >= self._commit_interval_s):
-            if not self._commit_transaction(consumer):
-                # The position is past the dropped records: the next transaction would commit over them.
-                self._rewind(consumer, first_offsets(txn.spans))
+        due = txn is not None and (len(txn.spans) >= MAX_BATCHES_PER_TXN
+                                   or time.monotonic() - txn.started >= self._commit_interval_s)
+        if txn is not None and due and not self._commit_transaction(consumer):
+            # The position is past the dropped records: the next transaction would commit over them.
+            self._rewind(consumer, first_offsets(txn.spans))
 
     def _add(self, consumer: Consumer, batch: list[Message]) -> None:
         output = self._producer()

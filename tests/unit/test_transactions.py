@@ -127,11 +127,17 @@ def _run(failures: list[KafkaError], decide: Callable[[Sequence[Message]], Decid
          too_large: int = 1_000) -> tuple[list[bytes], dict[int, int]]:
     log: list[bytes] = []
     committed: dict[int, int] = {}
+
+    def consumer(config: dict[str, Any]) -> Any:
+        return FakeConsumer(config, committed)
+
+    def producer(config: dict[str, Any]) -> Any:
+        return FakeTransactionalProducer(log, committed, failures, too_large)
+
     loop = TransactionalLoop(
         "test", {"group.id": "g"}, {}, [TOPIC], decide, max_batch=7, max_wait_s=0.0, commit_interval_s=0.01,
         too_large=lambda r: OutboundRecord(r.topic, r.key, b"cut-down", r.headers),
-        consumer_factory=lambda config: FakeConsumer(config, committed),
-        producer_factory=lambda config: FakeTransactionalProducer(log, committed, failures, too_large),  # type: ignore[arg-type,return-value]
+        consumer_factory=consumer, producer_factory=producer,
     )
     loop.start()
     try:
