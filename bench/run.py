@@ -67,6 +67,7 @@ class System:
     processes: int = 1
     backlog: int = 20_000  # applications per throughput run: enough for ~10 s of its work
     audited: bool = True  # False: it writes no audit rows, and is done when its outputs are on the decision topic
+    env: tuple[tuple[str, str], ...] = ()  # extra environment of its processes
 
 
 SYSTEMS = [
@@ -74,7 +75,9 @@ SYSTEMS = [
     System("faust_per_event", [PY, "-m", "faust", "-A", "bench.systems.faust_per_event", "worker", "-l", "warn"],
            backlog=8_000),
     System("handrolled_batch", [PY, "-m", "bench.systems.handrolled_batch"], backlog=40_000),
-    System("streamer_1_worker", [PY, "-m", "streamer", "worker"], backlog=100_000),
+    System("streamer_1_worker", [PY, "-m", "streamer", "worker"], backlog=100_000),  # exactly_once, the default
+    System("streamer_1_worker_at_least_once", [PY, "-m", "streamer", "worker"], backlog=100_000,
+           env=(("STREAMER_PROCESSING_GUARANTEE", "at_least_once"),)),
     System("streamer_2_workers", [PY, "-m", "streamer", "worker"], processes=2, backlog=100_000),
     System("quix_streams", [QUIX_PY, "-m", "bench.systems.quix_streams"], backlog=20_000),
     System("quix_passthrough", [QUIX_PY, "-m", "bench.systems.quix_passthrough"], backlog=200_000, audited=False),
@@ -119,7 +122,7 @@ class Run:
                    "STREAMER_APP_ID": s.app_id, "STREAMER_MODEL_DIR": str(s.model_dir),
                    "STREAMER_WEB_PORT": str(free_port()), "STREAMER_DATA_DIR": str(log_dir / f"data-{self.tag}-{i}"),
                    "STREAMER_LOG_FORMAT": "json", "STREAMER_LOG_LEVEL": "WARNING",
-                   "STREAMER_BROKER_PROFILE": self.stack.broker_kind}
+                   "STREAMER_BROKER_PROFILE": self.stack.broker_kind, **dict(self.system.env)}
             log = open(log_dir / f"{self.system.name}-{self.tag}-{i}.log", "ab")  # noqa: SIM115 (child owns it)
             self.processes.append(subprocess.Popen(self.system.command, env=env, cwd=REPO, stdout=log,
                                                    stderr=subprocess.STDOUT))
@@ -165,13 +168,17 @@ class DecisionReader(threading.Thread):
     with short fetch waits starves the producer writing to it, i.e. the system under test.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, visible: bool = False) -> None:
+        """`visible`: when the record reached this (read_committed) reader, not its timestamp: what a consumer
+        sees of an exactly_once system, whose decisions show when their transaction commits. Apache Kafka only."""
         super().__init__(daemon=True)
         self.arrived: dict[bytes, float] = {}
         self.first: float | None = None
+        self._visible = visible
         self._stop_event = threading.Event()
         self._consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-reader",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 500})
+                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10 if visible else 500,
+                                   "isolation.level": "read_committed"})
         topic = settings.decision_topic
         partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -179,11 +186,12 @@ class DecisionReader(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             batch = self._consumer.consume(10_000, 0.05)
-            offset = time.monotonic() - time.time()  # wall clock (record timestamps) -> monotonic
+            now = time.monotonic()
+            offset = now - time.time()  # wall clock (record timestamps) -> monotonic
             for m in batch:
                 key = m.key()
                 if m.error() is None and isinstance(key, bytes) and key not in self.arrived:
-                    self.arrived[key] = m.timestamp()[1] / 1000.0 + offset
+                    self.arrived[key] = now if self._visible else m.timestamp()[1] / 1000.0 + offset
             if batch and self.first is None:
                 self.first = min(self.arrived.values())
         self._consumer.close()
@@ -305,13 +313,19 @@ def latency_run(stack: LocalStack, system: System, rate: float, seconds: float, 
         time.sleep(0.2)
     payloads = list(factory.mixed(int(rate * seconds), 0))
     sampler = Sampler({"system": run.pids, **server_pids(stack)})
+    # On Apache Kafka latency runs to when a read_committed reader has the decision (for an exactly_once
+    # system, when its transaction commits). On Tansu the decisions are read only after the run, since a
+    # reader polling the topic meanwhile would slow the system's own producer down; latency then comes from
+    # the records' timestamps.
+    visible = stack.broker_kind == "kafka"
+    reader = DecisionReader(run.settings, visible=visible)
+    if visible:
+        reader.start()
     sampler.start()
     sent = offer(run.settings, payloads, rate)
     sampler.stop()
-    # Read the decisions only now: on Tansu a reader polling the decision topic during the run would slow
-    # the system's own producer down. Latency comes from the records' timestamps, not from when we read.
-    reader = DecisionReader(run.settings)
-    reader.start()
+    if not visible:
+        reader.start()
     drain_until = time.monotonic() + max(20.0, seconds)
     while time.monotonic() < drain_until and sum(k in reader.arrived for k in sent) < len(sent):
         time.sleep(0.5)
@@ -319,6 +333,7 @@ def latency_run(stack: LocalStack, system: System, rate: float, seconds: float, 
     run.stop()
     latencies = sorted(1000 * (reader.arrived[k] - t) for k, t in sent.items() if k in reader.arrived)
     return {"offered_per_s": rate, "sent": len(sent), "completed": len(latencies),
+            "latency_to": "read_committed reader" if visible else "decision record timestamp",
             "p50_ms": _quantile(latencies, 0.50), "p99_ms": _quantile(latencies, 0.99),
             "p999_ms": _quantile(latencies, 0.999), "cpu_percent": sampler.cpu_percent,
             "peak_rss_mb": sampler.peak_rss_mb}
