@@ -85,10 +85,10 @@ class Settings(BaseSettings):
     transactional_id: str | None = Field(
         None,
         description="exactly_once: the scorer producer's transactional.id. Unset: "
-        "`<app_id>-scorer-<group_instance_id>` when that is set (a restart then aborts its predecessor's open "
-        "transaction at once), otherwise a random "
-        "one per process (as Kafka Streams does; zombies are fenced by the consumer group either way). Two live "
-        "workers must never share one.",
+        "`<app_id>-scorer-<group_instance_id>` if that is set, else `<app_id>-scorer-<host name>-<web port>`: "
+        "stable across restarts of a worker (its "
+        "predecessor's open transaction is then aborted at once) and unique among live workers as long as host "
+        "names are; random with web port 0. Two live workers must never share one (they would fence each other).",
     )
 
     batch_max_events: int = Field(1000, ge=1, description="Largest micro-batch scored in one ONNX call.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any, Literal
 
@@ -92,14 +93,25 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 def transactional_producer_config(settings: Settings) -> dict[str, Any]:
     """The scorer's producer under exactly_once: idempotent and transactional (librdkafka sets acks=all)."""
-    transactional_id = settings.transactional_id or (
-        f"{settings.app_id}-scorer-{settings.group_instance_id}" if settings.group_instance_id
-        else f"{settings.app_id}-scorer-{uuid.uuid4()}"
-    )
     return {
         **producer_config(settings),
-        "transactional.id": transactional_id,
+        "transactional.id": transactional_id(settings),
         "transaction.timeout.ms": settings.transaction_timeout_ms,
         # librdkafka requires message.timeout.ms <= transaction.timeout.ms.
         "message.timeout.ms": min(settings.delivery_timeout_ms, settings.transaction_timeout_ms),
     }
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable across restarts of one worker, unique among live ones: a restarted worker's init_transactions then
+    aborts what its predecessor left open at once, instead of read_committed consumers waiting for the broker to
+    time it out. Host name and web port: no two live workers on one host bind the same port, and a pod keeps
+    its name across container restarts. An explicit id, or the static member id, wins; with an ephemeral web
+    port (0) it is random."""
+    if settings.transactional_id:
+        return settings.transactional_id
+    if settings.group_instance_id:
+        return f"{settings.app_id}-scorer-{settings.group_instance_id}"
+    if settings.web_port:
+        return f"{settings.app_id}-scorer-{socket.gethostname()}-{settings.web_port}"
+    return f"{settings.app_id}-scorer-{uuid.uuid4()}"

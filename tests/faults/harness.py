@@ -17,13 +17,13 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from confluent_kafka import Message, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streamer.config import Settings
 from streamer.local.stack import WorkerProcess
 from streamer.local.synthetic import ApplicationFactory
 from streamer.local.tally import TopicReader
-from streamer.runtime.clients import producer_config
+from streamer.runtime.clients import common_config, producer_config
 from tests.conftest import REPO
 from tests.integration.helpers import committed, header_bytes
 
@@ -194,9 +194,32 @@ def read_outputs(settings: Settings, quiet_s: float = 1.5) -> Ledger:
         dead.close()
 
 
+def wait_transactions_closed(settings: Settings, timeout_s: float = 90.0) -> None:
+    """Until no transaction is open on the output topics: a read_committed consumer stops at the last stable
+    offset, before the first record of an open transaction, and a killed worker's transaction stays open
+    until the broker aborts it (transaction.timeout.ms, then up to the broker's 10 s clean-up interval).
+    librdkafka's watermark query answers the last stable offset for a read_committed consumer."""
+    views = {level: Consumer({**common_config(settings), "group.id": "streamer-tally", "isolation.level": level})
+             for level in ("read_committed", "read_uncommitted")}
+    try:
+        deadline = time.monotonic() + timeout_s
+        for topic in (settings.decision_topic, settings.dlq_topic):
+            for partition in views["read_committed"].list_topics(topic, timeout=10).topics[topic].partitions:
+                tp = TopicPartition(topic, partition)
+                while (views["read_committed"].get_watermark_offsets(tp, timeout=10)[1]
+                       != views["read_uncommitted"].get_watermark_offsets(tp, timeout=10)[1]):
+                    assert time.monotonic() < deadline, f"a transaction on {topic}[{partition}] stayed open"
+                    time.sleep(0.5)
+    finally:
+        for view in views.values():
+            view.close()
+
+
 def settle(settings: Settings, input_ends: dict[tuple[str, int], int], timeout_s: float = 180.0) -> Ledger:
     """Wait until the scorer committed all input and the audit committed all decisions; return the outputs."""
     wait_committed(settings, settings.scorer_group(), input_ends, timeout_s)
+    if exactly_once():
+        wait_transactions_closed(settings)
     ledger = read_outputs(settings)
     decision_ends: dict[tuple[str, int], int] = {}
     for m in ledger.decisions:

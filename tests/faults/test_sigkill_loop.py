@@ -1,23 +1,27 @@
 """1. SIGKILL the worker at random moments while applications flow, then count (Kafka's system-test way).
 
 exactly_once: a kill mid-transaction leaves records the broker aborts; a read_committed consumer sees every
-decision and dead letter exactly once. at_least_once: a kill between the broker's acknowledgement and the
-offset commit makes the next worker publish that batch again: decision events and dead letters may be
-duplicated, always with the same decision_id / the same source position. Never, in either: a valid
-application without a decision, an invalid one without a dead letter, two audit rows for one application.
+decision and dead letter exactly once, also when a model promotion lands in the middle of the kills.
+at_least_once: a kill between the broker's acknowledgement and the offset commit makes the next worker
+publish that batch again: decision events and dead letters may be duplicated, always with the same
+decision_id / the same source position. Never, in either: a valid application without a decision, an
+invalid one without a dead letter, two audit rows for one application.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamer.local.stack import WorkerProcess
-from tests.conftest import Isolated
+from tests.conftest import REPO, Isolated
 from tests.faults.conftest import Sizes
 from tests.faults.harness import (
     TrackedPublisher,
@@ -30,6 +34,8 @@ from tests.faults.harness import (
     spawn,
     synthetic,
 )
+from training import store
+from training.testing import build_artifact
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.both_guarantees]
 
@@ -56,6 +62,14 @@ def _kill(worker: WorkerProcess, log: Path, moment: str, rng: random.Random) -> 
     worker.kill()
 
 
+def _promotion(isolated: Isolated, env: dict[str, str]) -> Callable[[], object]:
+    """Workers read a copy of the shipped registry holding a version 2, not yet champion; the result promotes it."""
+    model_dir = Path(shutil.copytree(REPO / "onnx_models", isolated.run_dir / "models"))
+    candidate = build_artifact(model_dir, version="2", subsample=0.8, seed=3)
+    env["STREAMER_MODEL_DIR"] = str(model_dir)
+    return lambda: store.promote(model_dir, candidate)
+
+
 def _wait_for(log: Path, event: str, timeout_s: float) -> None:
     """Until the worker has logged `event`; a kill must land where it was aimed, so a timeout fails the test."""
     deadline = time.monotonic() + timeout_s
@@ -76,7 +90,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_audits_each_application_onc
     # one session timeout at its join, and the cycle below is sized for 6 s.
     env = {**isolated.env, "STREAMER_BATCH_MAX_EVENTS": BATCH, "STREAMER_SESSION_TIMEOUT_MS": "6000",
            "STREAMER_HEARTBEAT_INTERVAL_MS": "1500"}
+    promote = _promotion(isolated, env) if exactly_once() else None
     for n in range(size.kills):
+        if promote is not None and n == size.kills // 2:  # lands in the middle of the kills
+            promote()
         log = isolated.run_dir / f"worker-{n}.log"
         worker = spawn(env, log, isolated.stack.workers, wait=False)
         started = time.monotonic()
@@ -98,6 +115,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_audits_each_application_onc
     aborted = records_of_aborted_transactions(s)
     if exactly_once():
         assert aborted > 0, f"no kill landed inside a transaction: {kills}"
+        # One decision per application (check_promise), each from the model that scored it in the committed
+        # transaction: the audit row holds the decision_id published, which names the model version.
+        versions = {json.loads(m.value() or b"{}")["model"]["version"] for m in ledger.decisions}
+        assert versions == {"1", "2"}, f"the promotion did not land among the kills: {versions}"
     else:
         assert account.duplicate_decision_events > 0, f"no kill landed between acknowledgement and commit: {kills}"
     report(size.name, "sigkill-loop", {**account.as_dict(), "aborted_decision_records": aborted, "kills": kills})

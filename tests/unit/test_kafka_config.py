@@ -6,12 +6,12 @@ import ssl
 from pathlib import Path
 
 import faust
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from pydantic import SecretStr
 
 from streamer.app.faust_auth import faust_credentials
 from streamer.config import Settings
-from streamer.runtime.clients import consumer_config, producer_config
+from streamer.runtime.clients import consumer_config, producer_config, transactional_id, transactional_producer_config
 
 SECRET = "s3cr3t-Pa55"
 
@@ -81,3 +81,21 @@ class TestRebalancing:
         for rebalancing in ("eager", "cooperative", "consumer"):
             config = consumer_config(Settings(rebalancing=rebalancing, group_instance_id="w-1"), "g")
             Consumer(config).close()  # librdkafka checks the configuration when the client is made
+
+
+class TestTransactionalId:
+    def test_a_restarted_worker_keeps_its_id_and_two_on_one_host_differ(self) -> None:
+        first, again = Settings(web_port=6066), Settings(web_port=6066)
+        other = Settings(web_port=6067)
+        assert transactional_id(first) == transactional_id(again) != transactional_id(other)
+
+    def test_an_explicit_or_static_id_wins_and_an_ephemeral_port_gives_a_random_one(self) -> None:
+        assert transactional_id(Settings(transactional_id="scorer-7")) == "scorer-7"
+        assert transactional_id(Settings(group_instance_id="pod-3")) == "streamer-scorer-pod-3"
+        assert transactional_id(Settings(web_port=0)) != transactional_id(Settings(web_port=0))
+
+    def test_the_producer_is_transactional_and_its_timeouts_fit_librdkafka(self) -> None:
+        config = transactional_producer_config(Settings(transaction_timeout_ms=10_000, delivery_timeout_ms=30_000))
+        assert config["transactional.id"] and config["enable.idempotence"] is True
+        assert config["message.timeout.ms"] <= config["transaction.timeout.ms"] == 10_000
+        Producer(config)  # librdkafka refuses message.timeout.ms > transaction.timeout.ms at construction
