@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from streamer.audit import partitions
+from streamer.audit import health, partitions
 from streamer.audit.migrations import migrate as apply_migrations
 from streamer.config import Settings
 
@@ -25,13 +25,18 @@ def migrate() -> None:
 
 
 @click.command("audit-partitions")
-@click.option("--months-ahead", type=int, default=3, show_default=True, help="Create monthly partitions this far out.")
+@click.option(
+    "--months-ahead", type=int, default=partitions.MONTHS_AHEAD, show_default=True,
+    help="Create monthly partitions this far out.",
+)
 @click.option("--retention-months", type=int, default=25, show_default=True, help="Keep this many whole months.")
 @click.option("--apply-retention", is_flag=True, default=False, help="Drop expired partitions (else only list them).")
 def audit_partitions(months_ahead: int, retention_months: int, apply_retention: bool) -> None:
     """Maintain decision_audit's monthly partitions (run monthly, as the migration role)."""
     url = Settings().database_url.get_secret_value()
     print(f"partitions created: {partitions.ensure_ahead(url, months_ahead)}")
+    # Rows no monthly partition covers (alert StreamerAuditDefaultPartitionNotEmpty; runbook in deploy/README.md)
+    print(f"rows in the DEFAULT partition: {health.default_partition_rows(url)}")
     plan = partitions.retention(url, retention_months, apply=apply_retention)
     verb = "dropped" if apply_retention else "expired (run with --apply-retention to drop)"
     print(f"{verb}: {', '.join(plan.expired) or 'none'}; keeping months from {plan.cutoff}")
