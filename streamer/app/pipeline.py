@@ -136,7 +136,7 @@ class PipelineService(mode.Service):
         self.database_ok = await asyncio.to_thread(database_reachable, self.settings.database_url.get_secret_value())
         metrics.AUDIT_DATABASE_UP.set(1 if self.database_ok else 0)
 
-    @mode.Service.timer(60.0)
+    @mode.Service.timer(60.0, exec_first=True)
     async def _count_default_partition_rows(self) -> None:
         """For the streamer_audit_default_partition_rows gauge and its alert: rows no monthly partition covers."""
         try:

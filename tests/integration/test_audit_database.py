@@ -16,6 +16,7 @@ from streamer.audit import health, partitions
 from streamer.audit.migrations import migrate
 from streamer.audit.sink import AuditSink, DecisionEvent
 from tests.conftest import TANSU_ONLY, Isolated
+from tests.integration.helpers import eventually, scrape
 
 pytestmark = [pytest.mark.integration, TANSU_ONLY]  # Postgres only: one broker is enough
 
@@ -167,3 +168,12 @@ class TestDefaultPartition:
         finally:
             sink.close()
         assert health.default_partition_rows(worker_url) == 1
+
+    def test_a_worker_reports_the_rows_waiting_in_default_as_soon_as_it_starts(self, isolated: Isolated) -> None:
+        sink = AuditSink(isolated.settings.database_url.get_secret_value())
+        try:
+            sink.write([_event("app-ancient", datetime(2001, 1, 1, tzinfo=UTC))])
+        finally:
+            sink.close()
+        port = isolated.start_worker().web_port
+        eventually(lambda: scrape(port).get("streamer_audit_default_partition_rows") == 1, 20, "the gauge at 1")
