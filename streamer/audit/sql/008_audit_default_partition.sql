@@ -1,10 +1,11 @@
 -- The DEFAULT partition trap (issue 15): one row in decision_audit_default for month M made creating M's
 -- partition fail ("updated partition constraint for default partition would be violated"), and with it
--- `streamer migrate`, the partitions CronJob and every deploy. A month's partition is now made the way the
--- PostgreSQL docs advise for a table with a DEFAULT partition: create it detached, move M's rows out of
--- DEFAULT into it, then attach it, all in the caller's one transaction. DEFAULT is locked against writes
--- meanwhile, so no row for M can land there between the move and the attach.
--- Relies on 003 only (replaces its function); not on 006 or 007.
+-- `streamer migrate`, the partitions CronJob and every deploy. A month's partition is now made as a plain
+-- table with decision_audit's columns and checks, M's rows are moved out of DEFAULT into it, and then it is
+-- attached (ATTACH PARTITION checks DEFAULT holds no row of M, and locks decision_audit less than CREATE
+-- TABLE ... PARTITION OF did), all in the caller's one transaction. DEFAULT is locked against writes
+-- meanwhile, so no row of M can land there between the move and the attach.
+-- Relies on 003 (replaces its function) and 004 (the streamer_worker role) only; not on 006 or 007.
 CREATE OR REPLACE FUNCTION streamer_ensure_audit_partitions(first_month date, last_month date) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
