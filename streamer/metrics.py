@@ -47,6 +47,11 @@ AUDIT_DATABASE_UP = Gauge(
     "streamer_audit_database_up",
     "1 if the audit database answered the worker's last probe (every 2 s), else 0. Alerted on; not a readiness gate.",
 )
+AUDIT_DEFAULT_PARTITION_ROWS = Gauge(
+    "streamer_audit_default_partition_rows",
+    "Rows in decision_audit_default, which no monthly partition covers (counted up to 10,000, every 60 s). "
+    "Alerted on: the partitions are behind.",
+)
 AUDIT_OFFSET_OUT_OF_RANGE = Counter(
     "streamer_audit_offset_out_of_range_total",
     "Times the audit found its committed offset out of the decision topic's log (decisions expired unaudited); "

@@ -16,7 +16,7 @@ import mode
 
 from streamer import metrics
 from streamer.app.readiness import LoopView, Readiness
-from streamer.audit.health import database_reachable
+from streamer.audit.health import database_reachable, default_partition_rows
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
 from streamer.core.policy import DecisionPolicy
@@ -135,6 +135,16 @@ class PipelineService(mode.Service):
         """For the streamer_audit_database_up gauge (and its alert); not a readiness gate."""
         self.database_ok = await asyncio.to_thread(database_reachable, self.settings.database_url.get_secret_value())
         metrics.AUDIT_DATABASE_UP.set(1 if self.database_ok else 0)
+
+    @mode.Service.timer(60.0, exec_first=True)
+    async def _count_default_partition_rows(self) -> None:
+        """For the streamer_audit_default_partition_rows gauge and its alert: rows no monthly partition covers."""
+        try:
+            rows = await asyncio.to_thread(default_partition_rows, self.settings.database_url.get_secret_value())
+        except Exception as exc:  # a metric must never take the worker down (the database may be down)
+            log.warning("audit_default_partition_unknown", error=repr(exc))
+            return
+        metrics.AUDIT_DEFAULT_PARTITION_ROWS.set(rows)
 
     @mode.Service.timer(5.0)
     async def _measure_audit_lag(self) -> None:

@@ -6,6 +6,8 @@ from importlib import resources
 
 import psycopg
 
+from streamer.audit.partitions import MONTHS_AHEAD
+
 # Any constant works; it only has to be the same for every migrating process.
 _LOCK_KEY = 0x5354_5245_414D  # "STREAM"
 
@@ -17,7 +19,7 @@ def pending_sql() -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
-def migrate(database_url: str, months_ahead: int = 3) -> list[str]:
+def migrate(database_url: str, months_ahead: int = MONTHS_AHEAD) -> list[str]:
     """Apply pending migrations, then make sure the coming months' audit partitions exist.
 
     Returns the versions applied now (empty when the database was already up to date).

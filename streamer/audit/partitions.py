@@ -11,6 +11,10 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
+# How far ahead `migrate` and `audit-partitions` create monthly partitions. A year: empty partitions cost
+# nothing, and a row lands in DEFAULT only if a year of monthly runs failed (or a clock is that far off).
+MONTHS_AHEAD = 12
+
 
 @dataclass(frozen=True)
 class RetentionPlan:
@@ -18,8 +22,10 @@ class RetentionPlan:
     cutoff: date  # first day of the oldest month kept
 
 
-def ensure_ahead(database_url: str, months_ahead: int = 3) -> int:  # also run by every `migrate`
-    """Create the monthly partitions from this month to `months_ahead` months out; returns how many are new."""
+def ensure_ahead(database_url: str, months_ahead: int = MONTHS_AHEAD) -> int:  # also run by every `migrate`
+    """Create the monthly partitions from this month to `months_ahead` months out; returns how many are new.
+
+    Rows of a new month that wait in the DEFAULT partition move into it (migration 008)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT streamer_ensure_audit_partitions(current_date, (current_date + make_interval(months => %s))::date)",

@@ -7,12 +7,16 @@ from __future__ import annotations
 import copy
 import os
 import re
+import typing
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from streamer.config import Settings
 from tests.deploy.conftest import K8S, Doc, Rendered, load_yaml_docs, render, settings_env_names
+from tests.deploy.test_dockerfile import DOCKERFILE, stages
 
 # The oldest Kubernetes minor the manifests promise to work on (kubernetes-validate ships its schemas).
 KUBERNETES_VERSION = "1.33.0"
@@ -57,6 +61,39 @@ class TestRendering:
         for doc in rendered.docs:
             if doc["kind"] != "Namespace":
                 assert doc["metadata"].get("namespace") in {"streamer", "kafka"}, doc["metadata"]["name"]
+
+
+def pod_templates(r: Rendered) -> Iterator[tuple[str, Doc]]:
+    """(workload name, pod spec) of every Deployment, Job and CronJob."""
+    for d in r.of_kind("Deployment") + r.of_kind("Job"):
+        yield d["metadata"]["name"], d["spec"]["template"]["spec"]
+    for d in r.of_kind("CronJob"):
+        yield d["metadata"]["name"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def path_setting_env_names() -> set[str]:
+    """STREAMER_<FIELD> of every setting that names a file or directory (typed Path)."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return {
+        f"{prefix}{name}".upper() for name, field in Settings.model_fields.items()
+        if field.annotation is Path or Path in typing.get_args(field.annotation)
+    }
+
+
+def container_env(r: Rendered, c: Doc) -> dict[str, str]:
+    """The variables a container gets: its ConfigMaps' data (envFrom), then its own `env` values."""
+    env: dict[str, str] = {}
+    for ref in c.get("envFrom", []):
+        if "configMapRef" in ref:
+            env.update(r.one("ConfigMap", ref["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+    return env
+
+
+def image_paths() -> list[PurePosixPath]:
+    """What the image ships: the destinations of the runtime stage's COPY instructions."""
+    runtime = stages(DOCKERFILE.read_text(encoding="utf-8"))[-1]
+    return [PurePosixPath(i.args.split()[-1]) for i in runtime if i.keyword.upper() == "COPY"]
 
 
 def kubernetes_validate() -> Any:
@@ -131,6 +168,22 @@ class TestPods:
             mounts = {m["mountPath"]: m["name"] for m in container(workload)["volumeMounts"]}
             volumes = {v["name"]: v for v in pod["volumes"]}
             assert "emptyDir" in volumes[mounts["/tmp"]], workload["metadata"]["name"]
+
+    def test_every_path_a_pod_reads_from_its_settings_is_mounted_or_shipped_in_the_image(
+        self, rendered: Rendered
+    ) -> None:
+        assert {"STREAMER_SSL_CA_LOCATION", "STREAMER_MODEL_DIR", "STREAMER_DATA_DIR"} <= path_setting_env_names()
+        names = set()
+        for name, pod in pod_templates(rendered):
+            names.add(name)
+            for c in pod["containers"]:
+                roots = [PurePosixPath(m["mountPath"]) for m in c.get("volumeMounts", [])] + image_paths()
+                for key, value in container_env(rendered, c).items():
+                    if key in path_setting_env_names():
+                        path = PurePosixPath(value)
+                        assert path.is_absolute(), f"{name}: {key}={value} depends on the working directory"
+                        assert any(path.is_relative_to(root) for root in roots), f"{name}: {key}={value} is not mounted"
+        assert {"streamer", "streamer-migrate", "streamer-audit-partitions"} <= names
 
     def test_every_container_has_requests_and_limits(self, rendered: Rendered) -> None:
         for workload, _ in rendered.pod_specs():

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
 from schemas import decision_id_for
-from streamer.audit import partitions
+from streamer.audit import health, partitions
+from streamer.audit.migrations import migrate
 from streamer.audit.sink import AuditSink, DecisionEvent
 from tests.conftest import TANSU_ONLY, Isolated
+from tests.integration.helpers import eventually, scrape
 
 pytestmark = [pytest.mark.integration, TANSU_ONLY]  # Postgres only: one broker is enough
 
@@ -112,3 +114,66 @@ class TestPartitions:
             assert conn.execute("SELECT application_id FROM decision_audit").fetchall() == [("app-new",)]
             assert conn.execute("SELECT count(*) FROM decision_audit_ids").fetchone() == (1,)
             assert conn.execute("SELECT to_regclass(%s)", (plan.expired[0],)).fetchone() == (None,)
+
+
+def _month_after(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _partition_of(url: str, application_id: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT tableoid::regclass::text FROM decision_audit WHERE application_id = %s", (application_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+class TestDefaultPartition:
+    """A row for month M in decision_audit_default must not make creating M's partition fail (issue 15)."""
+
+    def test_migrate_moves_a_months_rows_out_of_default_into_its_new_partition(self, isolated: Isolated) -> None:
+        url = isolated.settings.database_url.get_secret_value()
+        month = _month_after(datetime.now(UTC).date(), 1)
+        name = f"decision_audit_y{month:%Y}m{month:%m}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {name}")  # as if the partitions had not been kept ahead
+        sink = AuditSink(url)
+        try:
+            sink.write([_event("app-early", datetime(month.year, month.month, 2, tzinfo=UTC))])
+        finally:
+            sink.close()
+        assert _partition_of(url, "app-early") == "decision_audit_default"
+
+        migrate(url)
+
+        assert _partition_of(url, "app-early") == name
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM decision_audit_default").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM decision_audit_ids").fetchone() == (1,)
+
+    def test_migrate_creates_partitions_a_year_ahead(self, isolated: Isolated) -> None:
+        url = isolated.settings.database_url.get_secret_value()
+        month = _month_after(datetime.now(UTC).date(), 12)
+        with psycopg.connect(url) as conn:
+            found = conn.execute("SELECT to_regclass(%s)::text", (f"decision_audit_y{month:%Y}m{month:%m}",)).fetchone()
+        assert found == (f"decision_audit_y{month:%Y}m{month:%m}",)
+
+    def test_the_worker_role_sees_how_many_rows_wait_in_default(self, isolated: Isolated, worker_url: str) -> None:
+        assert health.default_partition_rows(worker_url) == 0
+        sink = AuditSink(isolated.settings.database_url.get_secret_value())
+        try:
+            sink.write([_event("app-ancient", datetime(2001, 1, 1, tzinfo=UTC))])  # no partition that far back
+        finally:
+            sink.close()
+        assert health.default_partition_rows(worker_url) == 1
+
+    def test_a_worker_reports_the_rows_waiting_in_default_as_soon_as_it_starts(self, isolated: Isolated) -> None:
+        sink = AuditSink(isolated.settings.database_url.get_secret_value())
+        try:
+            sink.write([_event("app-ancient", datetime(2001, 1, 1, tzinfo=UTC))])
+        finally:
+            sink.close()
+        port = isolated.start_worker().web_port
+        eventually(lambda: scrape(port).get("streamer_audit_default_partition_rows") == 1, 20, "the gauge at 1")

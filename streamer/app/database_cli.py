@@ -1,0 +1,46 @@
+"""The subcommands that talk to Postgres only: `streamer migrate | audit-partitions`.
+
+Plain click, with no Faust app behind them: building one builds its Kafka credentials, which read the CA
+bundle of STREAMER_SSL_CA_LOCATION, and the migrate Job and the partitions CronJob have no business with
+Kafka (issue 15). `streamer.__main__` runs these before it imports Faust; an import-linter contract keeps
+Faust and the Kafka clients out of this module.
+"""
+
+from __future__ import annotations
+
+import click
+
+from streamer.audit import health, partitions
+from streamer.audit.migrations import migrate as apply_migrations
+from streamer.config import Settings
+
+__all__ = ["COMMANDS", "audit_partitions", "database_cli", "migrate"]
+
+
+@click.command()
+def migrate() -> None:
+    """Apply the SQL migrations to STREAMER_DATABASE_URL and create the coming months' audit partitions."""
+    applied = apply_migrations(Settings().database_url.get_secret_value())
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@click.command("audit-partitions")
+@click.option(
+    "--months-ahead", type=int, default=partitions.MONTHS_AHEAD, show_default=True,
+    help="Create monthly partitions this far out.",
+)
+@click.option("--retention-months", type=int, default=25, show_default=True, help="Keep this many whole months.")
+@click.option("--apply-retention", is_flag=True, default=False, help="Drop expired partitions (else only list them).")
+def audit_partitions(months_ahead: int, retention_months: int, apply_retention: bool) -> None:
+    """Maintain decision_audit's monthly partitions (run monthly, as the migration role)."""
+    url = Settings().database_url.get_secret_value()
+    print(f"partitions created: {partitions.ensure_ahead(url, months_ahead)}")
+    # Rows no monthly partition covers (alert StreamerAuditDefaultPartitionNotEmpty; runbook in deploy/README.md)
+    print(f"rows in the DEFAULT partition: {health.default_partition_rows(url)}")
+    plan = partitions.retention(url, retention_months, apply=apply_retention)
+    verb = "dropped" if apply_retention else "expired (run with --apply-retention to drop)"
+    print(f"{verb}: {', '.join(plan.expired) or 'none'}; keeping months from {plan.cutoff}")
+
+
+COMMANDS: dict[str, click.Command] = {"migrate": migrate, "audit-partitions": audit_partitions}
+database_cli = click.Group("streamer", commands=COMMANDS, help="The commands that talk to Postgres only.")
