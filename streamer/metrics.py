@@ -28,6 +28,17 @@ END_TO_END_SECONDS = Histogram(
 AUDIT_ROWS = Counter("streamer_audit_rows_written_total", "Audit rows inserted (duplicates excluded).")
 AUDIT_WRITE_SECONDS = Histogram("streamer_audit_write_seconds", "Time to write one audit batch.")
 BATCH_FAILURES = Counter("streamer_batch_failures_total", "Batches that failed and will be retried.", ["loop"])
+TRANSACTION_COMMIT_SECONDS = Histogram(
+    "streamer_transaction_commit_seconds",
+    "exactly_once: time to commit one scoring transaction (offsets sent, commit acknowledged).",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+TRANSACTIONS_ABORTED = Counter(
+    "streamer_transactions_aborted_total",
+    "exactly_once: scoring transactions aborted, by what followed: redone (the same records again) or dropped "
+    "(fenced by the group, or stopping: re-read from the committed offsets).",
+    ["then"],
+)
 MODEL_INFO = Gauge("streamer_model_info", "The model serving decisions.", ["name", "version", "sha256"])
 LAST_PROCESSED = Gauge("streamer_last_processed_timestamp_seconds", "When the scorer last finished a batch.")
 MODEL_LOAD_FAILURES = Counter(

@@ -23,6 +23,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from streamer import metrics
 from streamer.logging import get_logger
 from streamer.runtime.batch_loop import IDLE_POLL_S, BatchLoop
 from streamer.runtime.offsets import BatchSpan, first_offsets
@@ -246,7 +247,9 @@ class TransactionalLoop(BatchLoop):
             return True
         backoff = 0.1
         while True:
+            started = time.perf_counter()
             error = self._try_commit(consumer, txn)
+            metrics.TRANSACTION_COMMIT_SECONDS.observe(time.perf_counter() - started)
             if error is None:
                 self._txn = None
                 for span in txn.spans:
@@ -260,9 +263,11 @@ class TransactionalLoop(BatchLoop):
             # Fenced by the group: its offsets would be refused again. Stopping: the partitions' next owner
             # re-reads them from the committed offsets.
             if error.code() in GROUP_FENCED or self._stopping.is_set():
+                metrics.TRANSACTIONS_ABORTED.labels("dropped").inc()
                 log.warning("transaction_dropped", loop=self.name, error=str(error))
                 self._txn = None
                 return False
+            metrics.TRANSACTIONS_ABORTED.labels("redone").inc()
             log.warning("transaction_redone", loop=self.name, error=str(error), retry_in_s=round(backoff, 2))
             # Not polling meanwhile: a rebalance callback would commit this very transaction. An outage longer
             # than max.poll.interval.ms makes the member leave its group, and the redo is then dropped.

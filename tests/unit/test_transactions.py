@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
+from streamer import metrics
 from streamer.runtime.publisher import OutboundRecord
 from streamer.runtime.transactions import Decided, TransactionalLoop
 from tests.unit.test_batch_loop_commits import TOPIC, FakeMessage
@@ -177,8 +178,11 @@ class TestTransactions:
 
     def test_an_aborted_transaction_is_redone_with_the_same_decisions(self) -> None:
         decide = Decisions()
+        redone = metrics.TRANSACTIONS_ABORTED.labels("redone")
+        before = redone._value.get()
         log, committed = _run([KafkaError(KafkaError._MSG_TIMED_OUT), KafkaError(KafkaError.NOT_ENOUGH_REPLICAS)],
                               decide)
+        assert redone._value.get() - before == 2, "the aborts were not counted"
         assert _offsets(log) == list(range(RECORDS)), "a record lost or doubled by the redo"
         assert decide.seen == list(range(RECORDS)), "the redo decided again instead of publishing the same records"
         assert committed == {0: RECORDS}
