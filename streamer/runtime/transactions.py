@@ -33,6 +33,9 @@ log = get_logger(__name__)
 
 TXN_TIMEOUT_S = 30.0  # for each transactional call; librdkafka retries inside it
 MAX_BATCHES_PER_TXN = 50
+# A producer whose transactions fail this many times in a row is replaced: a broker that lost its state (a
+# Tansu restart) may refuse every transaction of a producer id it no longer knows, abortable or not.
+RENEW_AFTER_FAILURES = 3
 # The group has moved on without this member: its offsets are refused, and so would a redo's be.
 GROUP_FENCED = frozenset({
     KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID,
@@ -246,6 +249,7 @@ class TransactionalLoop(BatchLoop):
         if txn is None:
             return True
         backoff = 0.1
+        failures = 0
         while True:
             started = time.perf_counter()
             error = self._try_commit(consumer, txn)
@@ -257,7 +261,8 @@ class TransactionalLoop(BatchLoop):
                 for callback in txn.callbacks:
                     callback()
                 return True
-            self._abort(error)
+            failures += 1
+            self._abort(error, renew=failures % RENEW_AFTER_FAILURES == 0)
             if self._on_failure:
                 self._on_failure(KafkaException(error))
             # Fenced by the group: its offsets would be refused again. Stopping: the partitions' next owner
@@ -301,10 +306,10 @@ class TransactionalLoop(BatchLoop):
         except KafkaException as exc:
             return _error_of(exc)
 
-    def _abort(self, error: KafkaError) -> None:
-        """Abort the transaction; a producer that cannot abort (fenced, fatal) is replaced."""
+    def _abort(self, error: KafkaError, renew: bool = False) -> None:
+        """Abort the transaction; a producer that cannot abort (fenced, fatal), or is told to renew, is replaced."""
         output = self._producer()
-        if not error.fatal() and error.txn_requires_abort():
+        if not renew and not error.fatal() and error.txn_requires_abort():
             try:
                 output.producer.abort_transaction(TXN_TIMEOUT_S)
                 return
