@@ -233,10 +233,14 @@ class TransactionalLoop(BatchLoop):
     def _wait_paused(self, consumer: Consumer, seconds: float) -> None:
         assignment = consumer.assignment()
         consumer.pause(assignment)
+        self._paused |= {(tp.topic, tp.partition) for tp in assignment}
         try:
             self._wait_alive(consumer, seconds)
         finally:
-            consumer.resume([tp for tp in assignment if (tp.topic, tp.partition) in self._book.owned])
+            # A partition revoked meanwhile stays paused in librdkafka; _on_assign resumes it if it comes back.
+            kept = [tp for tp in assignment if (tp.topic, tp.partition) in self._book.owned]
+            consumer.resume(kept)
+            self._paused -= {(tp.topic, tp.partition) for tp in kept}
 
     def _producer(self) -> TransactionalProducer:
         if self._output is None:
