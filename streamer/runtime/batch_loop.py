@@ -156,7 +156,8 @@ class BatchLoop:
         self._book = OffsetBook()  # the assignment, as the rebalance callbacks left it, and what is durable
         self._paused: set[tuple[str, int]] = set()  # paused by _recover and not resumed yet
         self._rebalances = 0  # counts the callbacks, to notice one served inside consume()
-        self._revocations: dict[tuple[str, int], int] = {}  # per partition: how often it was revoked
+        # Per partition: how often its fetching started over (revoked, or sought back to dropped records).
+        self._restarts: dict[tuple[str, int], int] = {}
         # Incremental rebalancing (cooperative-sticky, or KIP-848's consumer protocol): a revoke takes only the
         # partitions that move; the others keep their positions and their work in flight.
         self._incremental = (consumer_config.get("partition.assignment.strategy") == "cooperative-sticky"
@@ -222,15 +223,16 @@ class BatchLoop:
             return []
         rebalances = self._rebalances
         key = (first.topic() or "", first.partition() or 0)
-        revocations = self._revocations.get(key, 0)
+        restarts = self._restarts.get(key, 0)
         rest = consumer.consume(self._max_batch - 1, self._max_wait_s) if self._max_batch > 1 else []
         if self._rebalances != rebalances:
             # A rebalance queued behind `first` was served inside consume(). If it revoked `first`'s partition,
             # `first` belongs to the old assignment: handled now it could be marked for a partition another
             # member owns, or ahead of the records a new assignment fetches again from the committed offset.
             # It is fetched again if the partition comes back. (librdkafka drops the revoked partitions' other
-            # fetched records.) A partition an incremental rebalance left alone keeps `first`.
-            kept = key in self._book.owned and self._revocations.get(key, 0) == revocations
+            # fetched records.) A partition an incremental rebalance left alone keeps `first`, unless the revoke
+            # dropped work of it and sought it back: `first` is then fetched again too.
+            kept = key in self._book.owned and self._restarts.get(key, 0) == restarts
             head = [first] if kept else []
             return [m for m in (*head, *rest)
                     if (m.topic() or "", m.partition() or 0) in self._book.owned and self._usable(m)]
@@ -507,6 +509,7 @@ class BatchLoop:
         again = [TopicPartition(t, p, o) for (t, p), o in self._book.fetch_again(dropped).items()]
         for tp in again:
             consumer.seek(tp)
+            self._restarts[(tp.topic, tp.partition)] = self._restarts.get((tp.topic, tp.partition), 0) + 1
         if again:
             log.warning("records_fetched_again", loop=self.name,
                         partitions=[(tp.topic, tp.partition, tp.offset) for tp in again])
@@ -568,7 +571,7 @@ class BatchLoop:
         dropped = self._drain(consumer)
         revoked = {(p.topic, p.partition) for p in partitions}
         for key in revoked:
-            self._revocations[key] = self._revocations.get(key, 0) + 1
+            self._restarts[key] = self._restarts.get(key, 0) + 1
         self._commit_revoked(consumer, [TopicPartition(t, p, o) for (t, p), o in self._book.revoke(revoked).items()])
         for key in revoked:
             self._progress.pop(key, None)
