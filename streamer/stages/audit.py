@@ -10,6 +10,15 @@ A write that fails with AuditUnavailable (Postgres down) fails its batch; the ba
 offsets and redoes it, so audit lags behind decisions during an outage and catches up after it, one row
 per decision_id. Records that can never become a row (not a Decision v1, or refused by Postgres as data)
 go to the dead-letter topic instead of blocking the audit.
+
+Exactly once: each transaction also stores, in `audit_consumer_offsets`, the consumer offsets known to be
+safe, and on assignment the audit resumes from those (BatchLoop's `resume_from`). Known safe means: the batch
+loop has marked them, i.e. called AuditWrite.succeeded(), which it does in offset order and only once every
+earlier batch of the partition is durable (rows committed, dead letters published). A batch's own offsets
+are not stored by its own transaction: with two writers, batch N+1 may commit before batch N, and an offset
+stored by N+1 would pass N's records, which a crash would then skip. So Postgres's offsets trail the rows by
+the batches in flight, never lead them; the rows a resume reads again are already in the ledger, and skipped.
+When the loop goes idle, a write of the offsets alone catches Postgres up.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
@@ -32,11 +42,15 @@ from streamer.stages.dead_letters import dead_letter
 log = get_logger(__name__)
 
 
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+
+
 class AuditWrite:
     """One batch's transaction, running on a writer thread."""
 
-    def __init__(self, future: Future[None]) -> None:
+    def __init__(self, future: Future[None], on_success: Callable[[], None]) -> None:
         self._future = future
+        self._on_success = on_success
 
     def finished(self) -> bool:
         return self._future.done()
@@ -53,7 +67,7 @@ class AuditWrite:
         return error if error is None or isinstance(error, Exception) else RuntimeError(repr(error))
 
     def succeeded(self) -> None:
-        return None
+        self._on_success()  # the loop marked the batch: its offsets are safe to store
 
     def again(self) -> None:
         return None  # the stage writes the batch again; its rows are keyed by decision_id
@@ -69,8 +83,12 @@ class AuditStage:
         self._publisher = publisher
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
-        self._queue: queue.SimpleQueue[tuple[Future[None], list[DecisionEvent], dict[int, Message],
-                                             list[OutboundRecord], bool] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._offsets_lock = threading.Lock()
+        self._safe: Offsets = {}  # per partition, the offsets the batch loop marked
+        self._stored: Offsets = {}  # what some transaction stored of them
+        self._busy = 0  # batches handed to the writers and not finished
+        self._flush_queued = False
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
         # so one write hung on a frozen database would keep a stopped worker from exiting.
         self._writers = [
@@ -101,8 +119,34 @@ class AuditStage:
             source[id(event)] = message
             events.append(event)
         future: Future[None] = Future()
-        self._queue.put((future, events, source, unusable, alone))
-        return AuditWrite(future)
+        ends: Offsets = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            ends[key] = max(ends.get(key, 0), (message.offset() or 0) + 1)
+        with self._offsets_lock:
+            self._busy += 1
+        self._queue.put(_Work(future, events, source, unusable, alone))
+        return AuditWrite(future, lambda: self._marked(ends))
+
+    def _marked(self, ends: Offsets) -> None:
+        """Called on the loop's thread: the batch's offsets are safe. If no batch is on its way to carry them
+        to Postgres, a write of the offsets alone does."""
+        with self._offsets_lock:
+            for key, offset in ends.items():
+                self._safe[key] = max(self._safe.get(key, 0), offset)
+            flush = self._busy == 0 and not self._flush_queued
+            self._flush_queued |= flush
+        if flush:
+            self._queue.put(_FLUSH)
+
+    def _unstored(self) -> Offsets:
+        with self._offsets_lock:
+            return {k: v for k, v in self._safe.items() if self._stored.get(k, -1) < v}
+
+    def _now_stored(self, offsets: Offsets) -> None:
+        with self._offsets_lock:
+            for key, offset in offsets.items():
+                self._stored[key] = max(self._stored.get(key, 0), offset)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """After the batch loop stopped (it waited for its batches): stop the writers, close the connections."""
@@ -117,22 +161,52 @@ class AuditStage:
 
     def _serve(self) -> None:
         while (work := self._queue.get()) is not None:
-            future, events, source, unusable, alone = work
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
+            if work is _FLUSH:
+                self._flush()
+            else:
+                self._serve_batch(work)
+
+    def _serve_batch(self, work: _Work) -> None:
+        future, events, source, unusable, alone = work
+        failure: Exception | None = None
+        try:
+            if future.set_running_or_notify_cancel():
                 if alone:
                     self._write_alone(events, source, unusable)
                 else:
                     self._write(events, source, unusable)
-            except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
-                raised = sys.exc_info()[1]
-                future.set_exception(raised if isinstance(raised, Exception) else RuntimeError(repr(raised)))
-            else:
-                future.set_result(None)
+        except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
+            raised = sys.exc_info()[1]
+            failure = raised if isinstance(raised, Exception) else RuntimeError(repr(raised))
+        finally:
+            with self._offsets_lock:  # before the loop can see the batch finished and mark it (see _marked)
+                self._busy -= 1
+        if not future.running():
+            return
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(None)
+
+    def _flush(self) -> None:
+        """Store the safe offsets no transaction has stored yet; on failure the next batch carries them."""
+        with self._offsets_lock:
+            self._flush_queued = False
+        offsets = self._unstored()
+        if not offsets:
+            return
+        try:
+            self._sink().write([], offsets)
+        except AuditUnavailable as exc:
+            log.warning("audit_offsets_not_stored", error=str(exc))
+            return
+        self._now_stored(offsets)
 
     def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
-        result = self._sink().write(events)
+        offsets = self._unstored()
+        result = self._sink().write(events, offsets)
+        if result.offsets_stored:
+            self._now_stored(offsets)
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
         self._publish_dead_letters(unusable)
         log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
@@ -180,6 +254,17 @@ class AuditStage:
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
         return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
+
+
+class _Work(NamedTuple):
+    future: Future[None]
+    events: list[DecisionEvent]
+    source: dict[int, Message]  # by id() of the event
+    unusable: list[OutboundRecord]  # dead letters found before the write
+    alone: bool  # one record per transaction (give_up)
+
+
+_FLUSH = _Work(Future(), [], {}, [], False)  # a marker: store the safe offsets
 
 
 def _error_class(error: AuditUnavailable) -> str:
