@@ -208,6 +208,43 @@ class TestAuditSink:
         assert [row[0] for row in _rows(isolated)] == ["before", *(f"lost-{i}" for i in range(5))]
 
 
+class TestStoredOffsets:
+    """The consumer offsets a write is given are stored in its transaction (audit_consumer_offsets)."""
+
+    def _stored(self, isolated: Isolated) -> list[tuple[object, ...]]:
+        with psycopg.connect(isolated.settings.database_url.get_secret_value()) as conn:
+            return conn.execute("SELECT consumer_group, topic, partition, next_offset FROM audit_consumer_offsets"
+                                " ORDER BY 1, 2, 3").fetchall()
+
+    def test_offsets_are_stored_with_the_rows_and_only_move_forward(self, isolated: Isolated) -> None:
+        sink = AuditSink(isolated.settings.database_url.get_secret_value(), consumer_group="g")
+        try:
+            sink.write([_event(json.dumps(_decision("a")).encode(), 1)], {("t", 0): 10, ("t", 1): 5})
+            sink.write([_event(json.dumps(_decision("b")).encode(), 2)], {("t", 0): 7, ("t", 1): 6})
+        finally:
+            sink.close()
+        assert self._stored(isolated) == [("g", "t", 0, 10), ("g", "t", 1, 6)]
+
+    def test_a_batch_that_fails_stores_no_offsets(self, isolated: Isolated) -> None:
+        url = isolated.settings.database_url.get_secret_value()
+        sink = AuditSink(url, consumer_group="g")
+        try:
+            sink.write([_event(json.dumps(_decision("before")).encode(), 1)], {("t", 3): 2})
+            batch = [_event(json.dumps(_decision(f"lost-{i}")).encode(), 10 + i) for i in range(3)]
+            with ThreadPoolExecutor(1) as pool, connection_lost_mid_write(
+                url, decision_id_for("lost-2", "m", "1")
+            ) as cut:
+                write = pool.submit(sink.write, batch, {("t", 3): 13})
+                cut()
+                with pytest.raises(AuditUnavailable):
+                    write.result(timeout=30)
+            assert self._stored(isolated) == [("g", "t", 3, 2)]
+            assert sink.write(batch, {("t", 3): 13}).offsets_stored
+        finally:
+            sink.close()
+        assert self._stored(isolated) == [("g", "t", 3, 13)]
+
+
 @contextmanager
 def backend_frozen(sink_connection_pid: int) -> Iterator[None]:
     """The Postgres backend serving a connection stopped (SIGSTOP), as a database that no longer answers
