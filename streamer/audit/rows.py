@@ -27,7 +27,6 @@ SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: no flags, 
 TRAILER = b"\xff\xff"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _LENGTH = struct.Struct(">i")
 _ROW_HEAD = struct.Struct(">hi16si")  # field count, then decision_id (16 bytes), then application_id's length
@@ -86,9 +85,7 @@ class RowEncoder:
     def _row(self, d: dict[str, Any], topic: str, partition: int, offset: int) -> EncodedRow:
         version = d["schema_version"]
         _require(version == SCHEMA_VERSION_DECISION and type(version) is int, "schema_version")
-        decision_id = d["decision_id"]
-        _require(type(decision_id) is str and _UUID.fullmatch(decision_id) is not None, "decision_id")
-        uuid = bytes.fromhex(decision_id.replace("-", ""))
+        uuid = _uuid(d["decision_id"])
         application_id = d["application_id"]
         _require(type(application_id) is str, "application_id")
         outcome = _OUTCOMES.get(d["outcome"]) if type(d["outcome"]) is str else None
@@ -165,6 +162,19 @@ class _Field(ValueError):
 def _require(ok: bool, name: str) -> None:
     if not ok:
         raise _Field(name)
+
+
+def _uuid(text: Any) -> bytes:
+    """The 16 bytes of a uuid in its 8-4-4-4-12 hex form (bytes.fromhex skips whitespace, so a space among the
+    32 digits leaves fewer than 16 bytes)."""
+    if type(text) is str and len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
+        try:
+            raw = bytes.fromhex(text.replace("-", ""))
+        except ValueError:
+            raise _Field("decision_id") from None
+        if len(raw) == 16:
+            return raw
+    raise _Field("decision_id")
 
 
 def _number(value: Any, name: str) -> float:
