@@ -91,6 +91,9 @@ class TestRowEncoder:
             ({"reason_codes": [{}] * 5}, "reason_codes"),
             ({"reason_codes": {}}, "reason_codes"),
             ({"decided_at": "yesterday"}, "decided_at"),
+            ({"decided_at": ["2026-11-22T12:00:00Z"]}, "decided_at"),
+            ({"decided_at": 1_700_000_000}, "decided_at"),
+            ({"latency_ms": float("inf")}, "latency_ms"),
             ({"decided_at": "2026-11-22T12:00:00"}, "decided_at"),  # no offset: which instant?
             ({"latency_ms": -1.0}, "latency_ms"),
         ],
