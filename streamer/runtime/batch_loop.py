@@ -528,7 +528,8 @@ class BatchLoop:
         self._membership = Membership(GroupState.ASSIGNED, len(self._book.owned))
 
     def _start_unset_at_beginning(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Assign the partitions that have no committed offset at the log start, the others at their committed one.
+        """Assign the partitions at their stored offset (`resume_from`) if they have one; else those without a
+        committed offset at the log start, the others at their committed one.
 
         With auto.offset.reset=error librdkafka stops a partition without a committed offset just as one whose
         offset is out of range, and a stopped partition cannot be seeked (confluentinc/librdkafka#2961). A
@@ -552,13 +553,13 @@ class BatchLoop:
             consumer.incremental_assign(partitions)  # the partitions added, with the offsets set above
         else:
             consumer.assign(partitions)  # eager rebalancing: the whole assignment, with the offsets set above
-        if unset:
-            log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset))
+        if unset - stored.keys():
+            log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset - stored.keys()))
 
     def _stored_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
         """The offsets `resume_from` has for the partitions. If it cannot say (the database is down), the group's
-        committed offsets serve: an outage of the audit database must not stop the worker, and they trail the
-        stored ones unless the database was restored from an older copy meanwhile."""
+        committed offsets serve: an outage of the audit database must not stop the worker, and the committed
+        offsets pass only work that is durable, unless the database was restored from an older copy since."""
         if self._resume_from is None:
             return {}
         try:
