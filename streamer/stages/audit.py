@@ -12,13 +12,8 @@ per decision_id. Records that can never become a row (not a Decision v1, or refu
 go to the dead-letter topic instead of blocking the audit.
 
 Exactly once: each transaction also stores, in `audit_consumer_offsets`, the consumer offsets known to be
-safe, and on assignment the audit resumes from those (BatchLoop's `resume_from`). Known safe means: the batch
-loop has marked them, i.e. called AuditWrite.succeeded(), which it does in offset order and only once every
-earlier batch of the partition is durable (rows committed, dead letters published). A batch's own offsets
-are not stored by its own transaction: with two writers, batch N+1 may commit before batch N, and an offset
-stored by N+1 would pass N's records, which a crash would then skip. So Postgres's offsets trail the rows by
-the batches in flight, never lead them; the rows a resume reads again are already in the ledger, and skipped.
-When the loop goes idle, a write of the offsets alone catches Postgres up.
+safe (streamer/stages/audit_offsets.py says which), and on assignment the audit resumes from those
+(BatchLoop's `resume_from`). When the loop goes idle, a write of the offsets alone catches Postgres up.
 """
 
 from __future__ import annotations
@@ -37,12 +32,10 @@ from streamer import metrics
 from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord, Publisher
+from streamer.stages.audit_offsets import Offsets, SafeOffsets
 from streamer.stages.dead_letters import dead_letter
 
 log = get_logger(__name__)
-
-
-Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
 
 
 class AuditWrite:
@@ -84,11 +77,7 @@ class AuditStage:
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._offsets_lock = threading.Lock()
-        self._safe: Offsets = {}  # per partition, the offsets the batch loop marked
-        self._stored: Offsets = {}  # what some transaction stored of them
-        self._busy = 0  # batches handed to the writers and not finished
-        self._flush_queued = False
+        self._offsets = SafeOffsets()
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
         # so one write hung on a frozen database would keep a stopped worker from exiting.
         self._writers = [
@@ -123,30 +112,14 @@ class AuditStage:
         for message in batch:
             key = (message.topic() or "", message.partition() or 0)
             ends[key] = max(ends.get(key, 0), (message.offset() or 0) + 1)
-        with self._offsets_lock:
-            self._busy += 1
+        self._offsets.started()
         self._queue.put(_Work(future, events, source, unusable, alone))
         return AuditWrite(future, lambda: self._marked(ends))
 
     def _marked(self, ends: Offsets) -> None:
-        """Called on the loop's thread: the batch's offsets are safe. If no batch is on its way to carry them
-        to Postgres, a write of the offsets alone does."""
-        with self._offsets_lock:
-            for key, offset in ends.items():
-                self._safe[key] = max(self._safe.get(key, 0), offset)
-            flush = self._busy == 0 and not self._flush_queued
-            self._flush_queued |= flush
-        if flush:
+        """On the loop's thread: the batch's offsets are safe; written alone if no batch is on its way."""
+        if self._offsets.marked(ends):
             self._queue.put(_FLUSH)
-
-    def _unstored(self) -> Offsets:
-        with self._offsets_lock:
-            return {k: v for k, v in self._safe.items() if self._stored.get(k, -1) < v}
-
-    def _now_stored(self, offsets: Offsets) -> None:
-        with self._offsets_lock:
-            for key, offset in offsets.items():
-                self._stored[key] = max(self._stored.get(key, 0), offset)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """After the batch loop stopped (it waited for its batches): stop the writers, close the connections."""
@@ -179,8 +152,7 @@ class AuditStage:
             raised = sys.exc_info()[1]
             failure = raised if isinstance(raised, Exception) else RuntimeError(repr(raised))
         finally:
-            with self._offsets_lock:  # before the loop can see the batch finished and mark it (see _marked)
-                self._busy -= 1
+            self._offsets.finished()  # before the loop can see the batch finished and mark it
         if not future.running():
             return
         if failure is not None:
@@ -190,9 +162,7 @@ class AuditStage:
 
     def _flush(self) -> None:
         """Store the safe offsets no transaction has stored yet; on failure the next batch carries them."""
-        with self._offsets_lock:
-            self._flush_queued = False
-        offsets = self._unstored()
+        offsets = self._offsets.flushing()
         if not offsets:
             return
         try:
@@ -200,13 +170,13 @@ class AuditStage:
         except AuditUnavailable as exc:
             log.warning("audit_offsets_not_stored", error=str(exc))
             return
-        self._now_stored(offsets)
+        self._offsets.stored(offsets)
 
     def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
-        offsets = self._unstored()
+        offsets = self._offsets.unstored()
         result = self._sink().write(events, offsets)
         if result.offsets_stored:
-            self._now_stored(offsets)
+            self._offsets.stored(offsets)
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
         self._publish_dead_letters(unusable)
         log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))

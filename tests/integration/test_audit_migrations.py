@@ -97,6 +97,11 @@ class TestMigratingAPopulatedDatabase:
 
         assert applied == [v for v, _ in pending_sql() if v > BEFORE_ISSUE_13]
         assert _everything(database_at_005) == (rows, ids)
+        with psycopg.connect(database_at_005) as conn:
+            methods = conn.execute(
+                "SELECT c.relname, a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+                " WHERE c.relname IN ('decision_audit_decided_at', 'decision_audit_ids_decided_at')").fetchall()
+        assert sorted(methods) == [("decision_audit_decided_at", "brin"), ("decision_audit_ids_decided_at", "brin")]
 
     def test_the_audit_goes_on_after_it_one_row_per_decision_id(self, database_at_005: str) -> None:
         _populate(database_at_005)

@@ -12,6 +12,7 @@ import pytest
 
 from streamer.audit.sink import AuditSink, DecisionEvent, WriteResult
 from streamer.stages.audit import AuditStage
+from streamer.stages.audit_offsets import SafeOffsets
 from tests.unit.test_batch_loop_commits import TOPIC, FakeMessage
 
 
@@ -125,3 +126,22 @@ def _eventually(check: Any, timeout_s: float = 5.0) -> None:
 
 
 _ = AuditSink  # the real sink's write() has the fake's signature
+
+
+class TestSafeOffsets:
+    def test_only_marked_offsets_are_handed_out_and_each_only_until_it_is_stored(self) -> None:
+        safe = SafeOffsets()
+        safe.started()
+        assert safe.unstored() == {}
+        safe.finished()
+        assert safe.marked({("t", 0): 10}) is True  # nothing on its way: written alone
+        assert safe.marked({("t", 0): 5, ("t", 1): 3}) is False  # that write is due already
+        assert safe.flushing() == {("t", 0): 10, ("t", 1): 3}
+        safe.stored({("t", 0): 10})
+        assert safe.unstored() == {("t", 1): 3}
+
+    def test_a_mark_while_a_batch_is_on_its_way_leaves_the_offsets_to_it(self) -> None:
+        safe = SafeOffsets()
+        safe.started()
+        assert safe.marked({("t", 0): 10}) is False
+        assert safe.unstored() == {("t", 0): 10}
