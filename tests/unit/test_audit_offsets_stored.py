@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streamer.audit.sink import AuditSink, DecisionEvent, WriteResult
+from streamer.audit.sink import DecisionEvent, WriteResult
 from streamer.stages.audit import AuditStage
 from streamer.stages.audit_offsets import SafeOffsets
 from tests.unit.test_batch_loop_commits import TOPIC, FakeMessage
@@ -124,8 +124,6 @@ def _eventually(check: Any, timeout_s: float = 5.0) -> None:
         done.wait(0.01)
     assert check()
 
-
-_ = AuditSink  # the real sink's write() has the fake's signature
 
 
 class TestSafeOffsets:
