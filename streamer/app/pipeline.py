@@ -16,6 +16,7 @@ import mode
 
 from streamer import metrics
 from streamer.app.readiness import LoopView, Readiness
+from streamer.audit.consumer_offsets import stored_offsets
 from streamer.audit.health import database_reachable, default_partition_rows
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
@@ -193,8 +194,8 @@ class PipelineService(mode.Service):
 
     def _audit_loop(self) -> BatchLoop:
         s = self.settings
-        url = s.database_url.get_secret_value()
-        stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s),
+        url, group = s.database_url.get_secret_value(), s.audit_group()
+        stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s, consumer_group=group),
                            Publisher(producer_config(s), too_large=refused_as_too_large), s.dlq_topic,
                            s.audit_writers)
         self._audit_stage = stage
@@ -203,7 +204,7 @@ class PipelineService(mode.Service):
         # log on a restart by design: its lost-log check starts those partitions over, with a seek that a
         # partition stopped by auto.offset.reset=error refuses (confluentinc/librdkafka#2961).
         never_skip = s.broker_profile != "tansu"
-        config = consumer_config(s, s.audit_group(), s.audit_fetch_max_wait_ms,
+        config = consumer_config(s, group, s.audit_fetch_max_wait_ms,
                                  offset_reset="error" if never_skip else "earliest")
         return BatchLoop(
             "audit", config, [s.decision_topic], stage,
@@ -213,6 +214,8 @@ class PipelineService(mode.Service):
             check_positions=s.broker_profile == "tansu",
             on_out_of_range=_count_audit_gap if never_skip else None,
             give_up=stage.give_up, max_attempts=s.audit_max_batch_attempts,
+            # Exactly once: resume from the offsets stored with the rows (streamer/stages/audit.py).
+            resume_from=lambda partitions: stored_offsets(url, group, partitions),
         )
 
 

@@ -1,10 +1,14 @@
-"""Audit rows into PostgreSQL: one transaction per batch, idempotent on decision_id.
+"""Audit rows into PostgreSQL: one transaction per batch, one row per decision_id.
 
-The decision events go to Postgres as they are (COPY of the JSON into a session-local staging table),
-and one INSERT … SELECT turns them into rows; Postgres parses, casts and checks them, so the worker
-spends almost no CPU per row. A batch Postgres refuses as data (by SQLSTATE class: `_refused_as_data`) is
-retried row by row to find the records that poison it; those are returned, not retried. Only this package
-talks to psycopg.
+The decision events are parsed and checked in Python (streamer/audit/rows.py) and COPYed as typed columns,
+in binary, straight into the ledger `decision_audit_ids` and the table `decision_audit`: Postgres parses
+nothing and runs no query per row, so a row costs it little more than its heap tuple and index entries
+(bench/results/audit-cost-2026-12-02.txt). A batch whose ids the ledger already holds (a resubmitted
+application, a redelivered decision) goes the slower way that skips them: a typed staging table and one
+INSERT … ON CONFLICT DO NOTHING. A record that is not a Decision v1 is refused by Python; one Postgres refuses
+as data (by SQLSTATE class: `_refused_as_data`) is found by writing the batch row by row. Both are returned,
+not retried. The same transaction stores the consumer offsets it is given (`audit_consumer_offsets`). Only
+this package talks to psycopg.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,41 +26,38 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streamer import metrics
+from streamer.audit.rows import COLUMNS, SIGNATURE, TRAILER, EncodedRow, NotADecision, RowEncoder
 
+_COLUMNS = ", ".join(COLUMNS)
+_COPY_LEDGER = "COPY decision_audit_ids (decision_id, decided_at) FROM STDIN (FORMAT BINARY)"
+_COPY_ROWS = f"COPY decision_audit ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS decision_audit_incoming (
-    source_topic text, source_partition integer, source_offset bigint, decision jsonb
-) ON COMMIT DELETE ROWS
+CREATE TEMP TABLE IF NOT EXISTS decision_audit_incoming (LIKE decision_audit INCLUDING DEFAULTS)
+ON COMMIT DELETE ROWS
 """
-_COPY = "COPY decision_audit_incoming (source_topic, source_partition, source_offset, decision) FROM STDIN"
-# One statement per batch: parse the staged JSON once, keep the first event per decision_id, claim the
-# ids in the ledger (decision_audit_ids), and write rows only for ids claimed now. A decision of another
-# schema version gets a NULL id, which the ledger's primary key refuses (the batch is then split).
-_INSERT = """
-WITH incoming AS (
-    SELECT DISTINCT ON (decision_id) * FROM (
-        SELECT (CASE WHEN d->>'schema_version' = '1' THEN d->>'decision_id' END)::uuid AS decision_id,
-               d->>'application_id' AS application_id, d->>'outcome' AS outcome,
-               (d->>'probability_of_default')::float8 AS probability_of_default,
-               d->'model'->>'name' AS model_name, d->'model'->>'version' AS model_version,
-               d->'model'->>'sha256' AS model_sha256, d->>'policy_version' AS policy_version,
-               d->'reason_codes' AS reason_codes, (d->>'decided_at')::timestamptz AS decided_at,
-               (d->>'latency_ms')::float8 AS latency_ms, source_topic, source_partition, source_offset
-        FROM decision_audit_incoming AS staged (source_topic, source_partition, source_offset, d)
-    ) AS parsed
-    ORDER BY decision_id, source_offset
-), claimed AS (
+_COPY_STAGED = f"COPY decision_audit_incoming ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+# The ids already in the ledger are skipped; the batch holds each id once (see _first_per_id).
+_INSERT_NEW = f"""
+WITH claimed AS (
     INSERT INTO decision_audit_ids (decision_id, decided_at)
-    SELECT decision_id, decided_at FROM incoming
+    SELECT decision_id, decided_at FROM decision_audit_incoming
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING decision_id
 )
-INSERT INTO decision_audit (
-    decision_id, application_id, outcome, probability_of_default, model_name, model_version,
-    model_sha256, policy_version, reason_codes, decided_at, latency_ms,
-    source_topic, source_partition, source_offset)
-SELECT incoming.* FROM incoming JOIN claimed USING (decision_id)
+INSERT INTO decision_audit ({_COLUMNS})
+SELECT {_COLUMNS} FROM decision_audit_incoming JOIN claimed USING (decision_id)
 """
+# Offsets only move forward: a batch read again (Kafka's committed offsets reset behind) stores nothing
+# older. Rows in key order, so two writers storing the same partitions lock them in the same order.
+_STORE_OFFSETS = """
+INSERT INTO audit_consumer_offsets (consumer_group, topic, partition, next_offset)
+SELECT %s, t, p, o FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS given (t, p, o) ORDER BY t, p
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+SET next_offset = GREATEST(audit_consumer_offsets.next_offset, EXCLUDED.next_offset), stored_at = now()
+"""
+_LEDGER_KEY = "decision_audit_ids_pkey"
+
+Offsets = Mapping[tuple[str, int], int]  # (topic, partition) -> the next offset to read
 
 
 WATCHDOG_GRACE_S = 5.0  # past the write timeout, for Postgres's own statement_timeout to answer first
@@ -75,7 +76,8 @@ class DecisionEvent(NamedTuple):
 @dataclass(frozen=True)
 class WriteResult:
     inserted: int
-    refused: list[tuple[DecisionEvent, str]]  # events Postgres rejected as data, with its reason
+    refused: list[tuple[DecisionEvent, str]]  # events that are not a Decision v1 or that Postgres refused as data
+    offsets_stored: bool = False  # whether the offsets given were stored with the rows
 
 
 class AuditUnavailable(Exception):
@@ -83,11 +85,14 @@ class AuditUnavailable(Exception):
 
 
 class AuditSink:
-    def __init__(self, database_url: str, connect_timeout_s: int = 5, write_timeout_s: float = 30.0) -> None:
+    def __init__(self, database_url: str, connect_timeout_s: int = 5, write_timeout_s: float = 30.0,
+                 consumer_group: str | None = None) -> None:
         self._url = database_url
+        self._consumer_group = consumer_group  # whose offsets write() stores; None: none
         self._connect_timeout_s = connect_timeout_s
         self._write_timeout_s = write_timeout_s
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._encoder = RowEncoder()
 
     def answers(self) -> bool:
         """Whether Postgres answers a trivial query now (on a new connection if need be)."""
@@ -102,21 +107,25 @@ class AuditSink:
         """The server process serving this sink's connection (connecting first if need be)."""
         return self._connection().info.backend_pid
 
-    def write(self, events: Sequence[DecisionEvent]) -> WriteResult:
-        """Insert the events' rows in one transaction. Rows Postgres refuses as data are returned."""
-        if not events:
+    def write(self, events: Sequence[DecisionEvent], offsets: Offsets | None = None) -> WriteResult:
+        """Insert the events' rows, and store `offsets`, in one transaction. Records that are not a Decision v1,
+        or that Postgres refuses as data, are returned. When Postgres refuses one, the rows are written one per
+        transaction to find it, and the offsets are left for a later write (they only ever grow)."""
+        if not events and not offsets:
             return WriteResult(0, [])
         started = time.perf_counter()
+        rows, refused = self._rows(events)
+        offsets = offsets if self._consumer_group is not None else None
         watchdog = _Watchdog(self._write_timeout_s + WATCHDOG_GRACE_S)
         try:
             try:
                 conn = self._connection()
                 watchdog.start(conn)
-                result = WriteResult(self._insert(events), [])
+                result = WriteResult(self._insert(rows, offsets), refused, offsets_stored=bool(offsets))
             except psycopg.Error as exc:
                 if not _refused_as_data(exc):
                     raise
-                result = self._insert_one_by_one(events)
+                result = self._insert_one_by_one(rows, refused)
         except psycopg.Error as exc:
             self.close()
             if watchdog.fired:
@@ -137,24 +146,56 @@ class AuditSink:
             finally:
                 self._conn = None
 
-    def _insert(self, events: Sequence[DecisionEvent]) -> int:
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cursor:
-            with cursor.copy(_COPY) as copy:
-                copy.write(_copy_text(events))
-            cursor.execute(_INSERT)
-            return cursor.rowcount
-
-    def _insert_one_by_one(self, events: Sequence[DecisionEvent]) -> WriteResult:
-        inserted, refused = 0, []
+    def _rows(self, events: Sequence[DecisionEvent]) -> tuple[list[tuple[EncodedRow, DecisionEvent]],
+                                                               list[tuple[DecisionEvent, str]]]:
+        rows, refused = [], []
+        encode = self._encoder.row
         for event in events:
             try:
-                inserted += self._insert([event])
+                rows.append((encode(event.value, event.topic, event.partition, event.offset), event))
+            except NotADecision as exc:
+                refused.append((event, f"not a Decision v1; {exc}"))
+        return rows, refused
+
+    def _insert(self, rows: Sequence[tuple[EncodedRow, DecisionEvent]], offsets: Offsets | None) -> int:
+        """Straight into the tables when no id is in the ledger yet (the usual case), else the slower way."""
+        unique = _first_per_id(rows)
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                if unique:
+                    _copy(cursor, _COPY_LEDGER, [r.ledger for r in unique])
+                    _copy(cursor, _COPY_ROWS, [r.row for r in unique])
+                self._store(cursor, offsets)
+                return len(unique)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != _LEDGER_KEY:
+                raise
+        with conn.transaction(), conn.cursor() as cursor:
+            _copy(cursor, _COPY_STAGED, [r.row for r in unique])
+            cursor.execute(_INSERT_NEW)
+            inserted = cursor.rowcount
+            self._store(cursor, offsets)
+            return inserted
+
+    def _store(self, cursor: psycopg.Cursor[tuple[object, ...]], offsets: Offsets | None) -> None:
+        if offsets:
+            keys = sorted(offsets)
+            cursor.execute(_STORE_OFFSETS, (self._consumer_group, [t for t, _ in keys], [p for _, p in keys],
+                                            [offsets[k] for k in keys]))
+
+    def _insert_one_by_one(
+        self, rows: Sequence[tuple[EncodedRow, DecisionEvent]], refused: list[tuple[DecisionEvent, str]]
+    ) -> WriteResult:
+        inserted = 0
+        for row in rows:
+            try:
+                inserted += self._insert([row], None)
             except psycopg.Error as exc:
                 if not _refused_as_data(exc):
                     raise
-                refused.append((event, _refusal(exc)))
-        return WriteResult(inserted, refused)
+                refused.append((row[1], _refusal(exc)))
+        return WriteResult(inserted, sorted(refused, key=lambda r: r[0].offset))
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
@@ -248,12 +289,14 @@ def _refusal(exc: psycopg.Error) -> str:
     return "; ".join([f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})", *(f"{k} {v}" for k, v in named if v)])
 
 
-def _copy_text(events: Sequence[DecisionEvent]) -> bytes:
-    """COPY text format: tab-separated columns, one line per event, backslash escapes in the value."""
-    return b"".join(
-        b"%s\t%d\t%d\t%s\n" % (e.topic.encode(), e.partition, e.offset, _escape(e.value)) for e in events
-    )
+def _first_per_id(rows: Sequence[tuple[EncodedRow, DecisionEvent]]) -> list[EncodedRow]:
+    """Each decision_id once, the first by offset (the batch loop hands records over in offset order)."""
+    seen: dict[bytes, EncodedRow] = {}
+    for row, _ in rows:
+        seen.setdefault(row.decision_id, row)
+    return list(seen.values())
 
 
-def _escape(value: bytes) -> bytes:
-    return value.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r").replace(b"\t", b"\\t")
+def _copy(cursor: psycopg.Cursor[tuple[object, ...]], statement: str, rows: list[bytes]) -> None:
+    with cursor.copy(statement) as copy:
+        copy.write(b"".join((SIGNATURE, *rows, TRAILER)))

@@ -14,7 +14,9 @@ rest uncommitted; whoever owns the partitions next re-reads them.
 
 A loop given `on_out_of_range` (its consumer has auto.offset.reset=error) never skips records the broker
 no longer has either: a partition whose committed offset is out of range stops, with an error, and nothing
-past the gap is committed. Partitions without a committed offset start at the log start.
+past the gap is committed. Partitions without a committed offset start at the log start. Such a loop may
+also be given `resume_from`: offsets kept with the work's output (the audit's, in Postgres), which take
+precedence over the group's committed ones.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class BatchLoop:
         on_out_of_range: Callable[[str, int], None] | None = None,
         give_up: Callable[[list[Message], Exception], Pending | None] | None = None,
         max_attempts: int = 10,
+        resume_from: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.name = name
@@ -147,6 +150,7 @@ class BatchLoop:
         self._give_up = give_up  # after max_attempts failures: the batch's records one at a time (see _redo)
         self._max_attempts = max(1, max_attempts)
         self._on_out_of_range = on_out_of_range  # for auto.offset.reset=error: see _start_unset_at_beginning
+        self._resume_from = resume_from  # with on_out_of_range only: see _start_unset_at_beginning
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
@@ -530,25 +534,45 @@ class BatchLoop:
         self._membership = Membership(GroupState.ASSIGNED, len(self._book.owned))
 
     def _start_unset_at_beginning(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Assign the partitions that have no committed offset at the log start, the others at their committed one.
+        """Assign the partitions at their stored offset (`resume_from`) if they have one; else those without a
+        committed offset at the log start, the others at their committed one.
 
         With auto.offset.reset=error librdkafka stops a partition without a committed offset just as one whose
         offset is out of range, and a stopped partition cannot be seeked (confluentinc/librdkafka#2961). A
         committed-offset lookup that fails raises: the loop stops rather than guess.
         """
-        unset = set()
+        unset, committed = set(), {}
         for tp in self._committed_offsets(consumer, partitions):
+            committed[(tp.topic, tp.partition)] = tp.offset
             if tp.offset == OFFSET_INVALID:
                 unset.add((tp.topic, tp.partition))
+        stored = self._stored_offsets(partitions)
         for tp in partitions:
-            if (tp.topic, tp.partition) in unset:
+            key = (tp.topic, tp.partition)
+            if key in stored:
+                tp.offset = stored[key]
+            elif key in unset:
                 tp.offset = OFFSET_BEGINNING
+        if moved := sorted((*k, committed.get(k), o) for k, o in stored.items() if committed.get(k) != o):
+            log.info("partitions_resumed_from_stored_offsets", loop=self.name, partitions=moved)
         if self._incremental:
             consumer.incremental_assign(partitions)  # the partitions added, with the offsets set above
         else:
             consumer.assign(partitions)  # eager rebalancing: the whole assignment, with the offsets set above
-        if unset:
-            log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset))
+        if unset - stored.keys():
+            log.info("partitions_started_at_beginning", loop=self.name, partitions=sorted(unset - stored.keys()))
+
+    def _stored_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        """The offsets `resume_from` has for the partitions. If it cannot say (the database is down), the group's
+        committed offsets serve: an outage of the audit database must not stop the worker, and the committed
+        offsets pass only work that is durable, unless the database was restored from an older copy since."""
+        if self._resume_from is None:
+            return {}
+        try:
+            return self._resume_from([(tp.topic, tp.partition) for tp in partitions])
+        except Exception as exc:
+            log.warning("stored_offsets_unavailable", loop=self.name, error=repr(exc))
+            return {}
 
     def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed offsets; a broker briefly away (a restart, a leader election) gets three tries."""

@@ -10,6 +10,10 @@ A write that fails with AuditUnavailable (Postgres down) fails its batch; the ba
 offsets and redoes it, so audit lags behind decisions during an outage and catches up after it, one row
 per decision_id. Records that can never become a row (not a Decision v1, or refused by Postgres as data)
 go to the dead-letter topic instead of blocking the audit.
+
+Exactly once: each transaction also stores, in `audit_consumer_offsets`, the consumer offsets known to be
+safe (streamer/stages/audit_offsets.py says which), and on assignment the audit resumes from those
+(BatchLoop's `resume_from`). When the loop goes idle, a write of the offsets alone catches Postgres up.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import NamedTuple
 
 from confluent_kafka import Message
 
@@ -27,6 +32,7 @@ from streamer import metrics
 from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord, Publisher
+from streamer.stages.audit_offsets import Offsets, SafeOffsets
 from streamer.stages.dead_letters import dead_letter
 
 log = get_logger(__name__)
@@ -35,8 +41,9 @@ log = get_logger(__name__)
 class AuditWrite:
     """One batch's transaction, running on a writer thread."""
 
-    def __init__(self, future: Future[None]) -> None:
+    def __init__(self, future: Future[None], on_success: Callable[[], None]) -> None:
         self._future = future
+        self._on_success = on_success
 
     def finished(self) -> bool:
         return self._future.done()
@@ -53,7 +60,7 @@ class AuditWrite:
         return error if error is None or isinstance(error, Exception) else RuntimeError(repr(error))
 
     def succeeded(self) -> None:
-        return None
+        self._on_success()  # the loop marked the batch: its offsets are safe to store
 
     def again(self) -> None:
         return None  # the stage writes the batch again; its rows are keyed by decision_id
@@ -69,8 +76,8 @@ class AuditStage:
         self._publisher = publisher
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
-        self._queue: queue.SimpleQueue[tuple[Future[None], list[DecisionEvent], dict[int, Message],
-                                             list[OutboundRecord], bool] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._offsets = SafeOffsets()
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
         # so one write hung on a frozen database would keep a stopped worker from exiting.
         self._writers = [
@@ -101,8 +108,18 @@ class AuditStage:
             source[id(event)] = message
             events.append(event)
         future: Future[None] = Future()
-        self._queue.put((future, events, source, unusable, alone))
-        return AuditWrite(future)
+        ends: Offsets = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            ends[key] = max(ends.get(key, 0), (message.offset() or 0) + 1)
+        self._offsets.started()
+        self._queue.put(_Work(future, events, source, unusable, alone))
+        return AuditWrite(future, lambda: self._marked(ends))
+
+    def _marked(self, ends: Offsets) -> None:
+        """On the loop's thread: the batch's offsets are safe; written alone if no batch is on its way."""
+        if self._offsets.marked(ends):
+            self._queue.put(_FLUSH)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """After the batch loop stopped (it waited for its batches): stop the writers, close the connections."""
@@ -117,22 +134,49 @@ class AuditStage:
 
     def _serve(self) -> None:
         while (work := self._queue.get()) is not None:
-            future, events, source, unusable, alone = work
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
+            if work is _FLUSH:
+                self._flush()
+            else:
+                self._serve_batch(work)
+
+    def _serve_batch(self, work: _Work) -> None:
+        future, events, source, unusable, alone = work
+        failure: Exception | None = None
+        try:
+            if future.set_running_or_notify_cancel():
                 if alone:
                     self._write_alone(events, source, unusable)
                 else:
                     self._write(events, source, unusable)
-            except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
-                raised = sys.exc_info()[1]
-                future.set_exception(raised if isinstance(raised, Exception) else RuntimeError(repr(raised)))
-            else:
-                future.set_result(None)
+        except:  # noqa: E722 - even a bare KafkaError (outside BaseException): the batch fails and is redone
+            raised = sys.exc_info()[1]
+            failure = raised if isinstance(raised, Exception) else RuntimeError(repr(raised))
+        finally:
+            self._offsets.finished()  # before the loop can see the batch finished and mark it
+        if not future.running():
+            return
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(None)
+
+    def _flush(self) -> None:
+        """Store the safe offsets no transaction has stored yet; on failure the next batch carries them."""
+        offsets = self._offsets.flushing()
+        if not offsets:
+            return
+        try:
+            self._sink().write([], offsets)
+        except AuditUnavailable as exc:
+            log.warning("audit_offsets_not_stored", error=str(exc))
+            return
+        self._offsets.stored(offsets)
 
     def _write(self, events: list[DecisionEvent], source: dict[int, Message], unusable: list[OutboundRecord]) -> None:
-        result = self._sink().write(events)
+        offsets = self._offsets.unstored()
+        result = self._sink().write(events, offsets)
+        if result.offsets_stored:
+            self._offsets.stored(offsets)
         unusable.extend(self._dead(source[id(e)], "audit_refused", why) for e, why in result.refused)
         self._publish_dead_letters(unusable)
         log.info("audit_batch_written", decisions=len(events), inserted=result.inserted, dead_letters=len(unusable))
@@ -180,6 +224,17 @@ class AuditStage:
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
         return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
+
+
+class _Work(NamedTuple):
+    future: Future[None]
+    events: list[DecisionEvent]
+    source: dict[int, Message]  # by id() of the event
+    unusable: list[OutboundRecord]  # dead letters found before the write
+    alone: bool  # one record per transaction (give_up)
+
+
+_FLUSH = _Work(Future(), [], {}, [], False)  # a marker: store the safe offsets
 
 
 def _error_class(error: AuditUnavailable) -> str:

@@ -61,12 +61,25 @@ class TestWorkerRole:
             "TRUNCATE decision_audit",
             "DELETE FROM decision_audit_ids",
             "DROP TABLE decision_audit_default",
+            "DELETE FROM audit_consumer_offsets",
+            "TRUNCATE audit_consumer_offsets",
             "SELECT * FROM schema_migrations",
         ],
     )
     def test_the_worker_role_cannot_change_or_remove_audit_history(self, worker_url: str, statement: str) -> None:
         with psycopg.connect(worker_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
+
+
+    def test_the_worker_role_can_store_and_advance_its_consumer_offsets(self, worker_url: str) -> None:
+        sink = AuditSink(worker_url, consumer_group="g")
+        try:
+            assert sink.write([_event("app-1", datetime.now(UTC))], {("loan-decisions", 0): 1}).offsets_stored
+            assert sink.write([_event("app-2", datetime.now(UTC), 1)], {("loan-decisions", 0): 2}).offsets_stored
+        finally:
+            sink.close()
+        with psycopg.connect(worker_url) as conn:
+            assert conn.execute("SELECT next_offset FROM audit_consumer_offsets").fetchall() == [(2,)]
 
 
 class TestPartitions:

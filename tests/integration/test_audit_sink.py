@@ -146,7 +146,7 @@ class TestAuditSink:
             json.dumps(_decision("app-5", reason_codes=[_decision("x")["reason_codes"][0]] * 5)).encode(),  # type: ignore[index]
         ],
     )
-    def test_a_record_postgres_refuses_is_returned_and_the_rest_of_the_batch_is_written(
+    def test_a_record_that_is_not_a_decision_v1_is_returned_and_the_rest_of_the_batch_is_written(
         self, isolated: Isolated, sink: AuditSink, poison: bytes
     ) -> None:
         good = [_event(json.dumps(_decision(f"ok-{i}")).encode(), i) for i in range(3)]
@@ -155,30 +155,34 @@ class TestAuditSink:
         assert result.inserted == 3
         assert [event.offset for event, _ in result.refused] == [99]
         reason = result.refused[0][1]
-        assert re.fullmatch(r"[A-Za-z]+ \(SQLSTATE (22|23)\w{3}\)(; [a-z]+ \S+)*", reason), reason
+        # Refused by the checks in Python (streamer/audit/rows.py), or by Postgres (a NUL in a text column)
+        assert re.fullmatch(r"not a Decision v1; (not JSON|not an object|field [a-z0-9_.]+( missing)?)"
+                            r"|[A-Za-z]+ \(SQLSTATE (22|23)\w{3}\)(; [a-z]+ \S+)*", reason), reason
         echoed = [value for value in _input_values(poison) if value in reason]
         assert echoed == [], f"the reason (a dead letter's dlq.error) quotes the input: {reason!r}"
         assert len(_rows(isolated)) == 3
 
     @pytest.mark.parametrize(
-        "poison",
+        ("poison", "refused_by"),
         [
             # A btree row over the index's ~2.7 KB limit (54000); random text, so Postgres cannot compress it.
-            json.dumps(_decision(secrets.token_hex(2000))).encode(),
-            # Nesting deeper than Postgres's stack allows for its JSON parser (54001, statement too complex).
-            json.dumps(_decision("app-deep", reason_codes=[])).replace('[]', "[" * 100_000 + "]" * 100_000).encode(),
+            (json.dumps(_decision(secrets.token_hex(2000))).encode(), r"[A-Za-z]+ \(SQLSTATE 54\w{3}\)(; [a-z]+ \S+)*"),
+            # Nesting deeper than Postgres's stack allows for its JSON parser (54001, statement too complex): since
+            # the decisions are parsed in Python, orjson's own depth limit (1,024) refuses it before Postgres.
+            (json.dumps(_decision("app-deep", reason_codes=[])).replace('[]', "[" * 100_000 + "]" * 100_000).encode(),
+             r"not a Decision v1; not JSON"),
         ],
         ids=["btree_row_too_big", "nested_too_deep"],
     )
     def test_a_record_over_a_postgres_limit_is_refused_as_data_not_retried_as_an_outage(
-        self, isolated: Isolated, sink: AuditSink, poison: bytes
+        self, isolated: Isolated, sink: AuditSink, poison: bytes, refused_by: str
     ) -> None:
         good = [_event(json.dumps(_decision(f"ok-{i}")).encode(), i) for i in range(3)]
         result = sink.write([good[0], _event(poison, 99), *good[1:]])
         assert result.inserted == 3
         assert [event.offset for event, _ in result.refused] == [99]
         reason = result.refused[0][1]
-        assert re.fullmatch(r"[A-Za-z]+ \(SQLSTATE 54\w{3}\)(; [a-z]+ \S+)*", reason), reason
+        assert re.fullmatch(refused_by, reason), reason
         assert [value for value in _input_values(poison) if value in reason] == []
         assert len(_rows(isolated)) == 3
 
@@ -202,6 +206,43 @@ class TestAuditSink:
         assert [row[0] for row in _rows(isolated)] == ["before"], "rows of the failed batch were committed"
         assert sink.write(batch).inserted == 5, "the retry did not write the whole batch"
         assert [row[0] for row in _rows(isolated)] == ["before", *(f"lost-{i}" for i in range(5))]
+
+
+class TestStoredOffsets:
+    """The consumer offsets a write is given are stored in its transaction (audit_consumer_offsets)."""
+
+    def _stored(self, isolated: Isolated) -> list[tuple[object, ...]]:
+        with psycopg.connect(isolated.settings.database_url.get_secret_value()) as conn:
+            return conn.execute("SELECT consumer_group, topic, partition, next_offset FROM audit_consumer_offsets"
+                                " ORDER BY 1, 2, 3").fetchall()
+
+    def test_offsets_are_stored_with_the_rows_and_only_move_forward(self, isolated: Isolated) -> None:
+        sink = AuditSink(isolated.settings.database_url.get_secret_value(), consumer_group="g")
+        try:
+            sink.write([_event(json.dumps(_decision("a")).encode(), 1)], {("t", 0): 10, ("t", 1): 5})
+            sink.write([_event(json.dumps(_decision("b")).encode(), 2)], {("t", 0): 7, ("t", 1): 6})
+        finally:
+            sink.close()
+        assert self._stored(isolated) == [("g", "t", 0, 10), ("g", "t", 1, 6)]
+
+    def test_a_batch_that_fails_stores_no_offsets(self, isolated: Isolated) -> None:
+        url = isolated.settings.database_url.get_secret_value()
+        sink = AuditSink(url, consumer_group="g")
+        try:
+            sink.write([_event(json.dumps(_decision("before")).encode(), 1)], {("t", 3): 2})
+            batch = [_event(json.dumps(_decision(f"lost-{i}")).encode(), 10 + i) for i in range(3)]
+            with ThreadPoolExecutor(1) as pool, connection_lost_mid_write(
+                url, decision_id_for("lost-2", "m", "1")
+            ) as cut:
+                write = pool.submit(sink.write, batch, {("t", 3): 13})
+                cut()
+                with pytest.raises(AuditUnavailable):
+                    write.result(timeout=30)
+            assert self._stored(isolated) == [("g", "t", 3, 2)]
+            assert sink.write(batch, {("t", 3): 13}).offsets_stored
+        finally:
+            sink.close()
+        assert self._stored(isolated) == [("g", "t", 3, 13)]
 
 
 @contextmanager

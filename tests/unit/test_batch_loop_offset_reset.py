@@ -109,7 +109,9 @@ class ResetErrorConsumer:
 
 
 def _run(logs: dict[int, tuple[int, int]], stored: dict[int, int], out_of_range: list[tuple[str, int]] | None,
-         handed: list[tuple[int, int]], done: Callable[[ResetErrorConsumer], bool]) -> ResetErrorConsumer:
+         handed: list[tuple[int, int]], done: Callable[[ResetErrorConsumer], bool],
+         resume_from: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]] | None = None,
+         ) -> ResetErrorConsumer:
     fakes: list[ResetErrorConsumer] = []
 
     def factory(config: dict[str, Any]) -> Any:
@@ -124,7 +126,8 @@ def _run(logs: dict[int, tuple[int, int]], stored: dict[int, int], out_of_range:
         out_of_range.append((topic, partition))
 
     loop = BatchLoop("audit", {"group.id": "g"}, [TOPIC], handler, max_batch=4, max_wait_s=0.0,
-                     on_out_of_range=report if out_of_range is not None else None, consumer_factory=factory)
+                     on_out_of_range=report if out_of_range is not None else None, resume_from=resume_from,
+                     consumer_factory=factory)
     loop.start()
     try:
         deadline = time.monotonic() + 10
@@ -161,3 +164,32 @@ class TestALoopThatNeverSkips:
         consumer = _run({0: (0, 4)}, {0: 1}, None, handed, lambda fake: fake.broker_committed == {0: 4})
         assert consumer.committed_asked == 0
         assert handed == [(0, 1), (0, 2), (0, 3)]
+
+
+class TestALoopThatResumesFromOffsetsKeptWithItsOutput:
+    """`resume_from`: the audit's offsets stored in Postgres with its rows."""
+
+    def test_stored_offsets_win_over_the_committed_ones_ahead_or_behind_and_the_others_start_as_before(self) -> None:
+        handed: list[tuple[int, int]] = []
+        asked: list[list[tuple[str, int]]] = []
+
+        def stored(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+            asked.append(partitions)
+            return {(TOPIC, 0): 7, (TOPIC, 1): 2}
+
+        consumer = _run({0: (0, 10), 1: (0, 10), 2: (0, 10)}, {0: 3, 1: 5, 2: 8}, [], handed,
+                        lambda fake: fake.broker_committed == {0: 10, 1: 10, 2: 10}, resume_from=stored)
+        assert asked == [[(TOPIC, 0), (TOPIC, 1), (TOPIC, 2)]]
+        assert sorted(handed) == ([(0, n) for n in range(7, 10)] + [(1, n) for n in range(2, 10)]
+                                  + [(2, n) for n in range(8, 10)])
+        assert consumer.stopped == set()
+
+    def test_when_the_stored_offsets_are_unavailable_the_committed_ones_serve(self) -> None:
+        handed: list[tuple[int, int]] = []
+
+        def unavailable(partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+            raise ConnectionError("the database is down")
+
+        _run({0: (0, 10), 1: (0, 10)}, {0: 3}, [], handed,
+             lambda fake: fake.broker_committed == {0: 10, 1: 10}, resume_from=unavailable)
+        assert sorted(handed) == [(0, n) for n in range(3, 10)] + [(1, n) for n in range(0, 10)]
