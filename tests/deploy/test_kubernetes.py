@@ -364,3 +364,35 @@ def quantity(value: str | int) -> float:
     units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "": 1}
     number, unit = re.fullmatch(r"([\d.]+)(m|Ki|Mi|Gi|)", str(value)).groups()  # type: ignore[union-attr]
     return float(number) * units[unit]
+
+
+def sync_wave(doc: Doc) -> int:
+    return int((doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+class TestMigrationOrdering:
+    """Argo CD applies in sync waves and waits for each wave (a Job: until it completes) before the next. The
+    migration must run after everything it reads exists, and before any worker or CronJob of the new version."""
+
+    def test_the_migration_runs_after_what_it_reads_and_before_the_workers(self, rendered: Rendered) -> None:
+        job = rendered.one("Job", "streamer-migrate")
+        annotations = job["metadata"]["annotations"]
+        # A PreSync hook runs before the sync creates the namespace, ServiceAccount and ConfigMap it needs.
+        assert annotations.get("argocd.argoproj.io/hook") == "Sync", annotations
+        pod = job["spec"]["template"]["spec"]
+        needed = [rendered.one("Namespace", job["metadata"]["namespace"]),
+                  rendered.one("ServiceAccount", pod["serviceAccountName"])]
+        needed += [rendered.one("ConfigMap", source["configMapRef"]["name"])
+                   for source in container(job).get("envFrom", []) if "configMapRef" in source]
+        needed += [d for d in rendered.of_kind("Secret")
+                   if any(s.get("secretRef", {}).get("name") == d["metadata"]["name"]
+                          for s in container(job).get("envFrom", []))]
+        needed += [p for p in rendered.of_kind("NetworkPolicy")
+                   if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "migrate"]
+        for doc in needed:
+            assert sync_wave(doc) < sync_wave(job), (
+                f"{rendered.overlay}: {doc['kind']} {doc['metadata']['name']} (wave {sync_wave(doc)}) is not applied "
+                f"before the migration (wave {sync_wave(job)})")
+        for later in rendered.of_kind("Deployment") + rendered.of_kind("CronJob"):
+            assert sync_wave(later) > sync_wave(job), (
+                f"{rendered.overlay}: {later['kind']} {later['metadata']['name']} starts with the migration, not after")
