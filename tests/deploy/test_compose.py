@@ -97,12 +97,20 @@ class TestStreamerEnvironment:
         bootstrap = SERVICES["worker"]["environment"]["STREAMER_KAFKA_BOOTSTRAP"]
         assert f"PLAINTEXT://{bootstrap}" in advertised
 
-    def test_the_database_url_matches_the_postgres_service(self) -> None:
-        url = urlsplit(SERVICES["worker"]["environment"]["STREAMER_DATABASE_URL"])
-        pg = SERVICES["postgres"]["environment"]
-        assert (url.hostname, url.port or 5432) == ("postgres", 5432)
-        assert (url.username, url.password, url.path.lstrip("/")) == (
-            pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+    def test_the_database_urls_match_the_postgres_service_and_its_roles(self) -> None:
+        """The migration runs as the tables' owner, the worker as a login role in streamer_worker (append only);
+        the database's init script makes both, with the passwords the URLs carry."""
+        init = (REPO / "deploy" / "compose" / "postgres-init.sql").read_text()
+        users = {}
+        for service in ("migrate", "worker"):
+            url = urlsplit(SERVICES[service]["environment"]["STREAMER_DATABASE_URL"])
+            assert (url.hostname, url.port or 5432, url.path.lstrip("/")) == ("postgres", 5432, "streamer")
+            assert f"CREATE ROLE {url.username} LOGIN PASSWORD '{url.password}'" in init, service
+            users[service] = url.username
+        assert users["migrate"] != users["worker"]
+        assert f"CREATE DATABASE streamer OWNER {users['migrate']}" in init
+        assert f"GRANT streamer_worker TO {users['worker']}" in init
+        assert SERVICES["postgres"]["environment"]["POSTGRES_USER"] not in users.values(), "a superuser for the app"
 
     def test_the_worker_publishes_the_web_port(self) -> None:
         assert "6066:6066" in SERVICES["worker"]["ports"]

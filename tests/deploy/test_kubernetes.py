@@ -36,8 +36,12 @@ def container(workload: Doc) -> Doc:
     return dict(containers[0])
 
 
-def example_secret() -> Doc:
-    (secret,) = load_yaml_docs(K8S / "components" / "example-secret" / "secret.example.yaml")
+def example_secrets() -> list[Doc]:
+    return load_yaml_docs(K8S / "components" / "example-secret" / "secret.example.yaml")
+
+
+def example_secret(name: str = "streamer-secrets") -> Doc:
+    (secret,) = [s for s in example_secrets() if s["metadata"]["name"] == name]
     return secret
 
 
@@ -142,14 +146,26 @@ class TestSettings:
         for workload, _ in rendered.pod_specs():
             refs = container(workload)["envFrom"]
             assert {"configMapRef": {"name": configmap}} in refs
-            assert {"secretRef": {"name": "streamer-secrets"}} in refs
+            assert any("secretRef" in ref for ref in refs), workload["metadata"]["name"]
 
-    def test_the_example_secret_holds_placeholders_only(self) -> None:
-        secret = example_secret()
-        assert "data" not in secret
-        for key, value in secret["stringData"].items():
-            if "PASSWORD" in key or "URL" in key:
-                assert "REPLACE_ME" in value, key
+    def test_the_worker_and_the_schema_owner_read_different_database_credentials(self, rendered: Rendered) -> None:
+        """The worker's role may only append audit rows; the tables' owner (migrate, partitions) may change them."""
+        def secrets(template: Doc) -> set[str]:
+            refs = template["spec"]["containers"][0].get("envFrom", [])
+            return {ref["secretRef"]["name"] for ref in refs if "secretRef" in ref}
+
+        assert secrets(worker(rendered)["spec"]["template"]) == {"streamer-secrets"}
+        owner_pods = [rendered.one("Job", "streamer-migrate")["spec"]["template"]]
+        owner_pods += [c["spec"]["jobTemplate"]["spec"]["template"] for c in rendered.of_kind("CronJob")]
+        for template in owner_pods:
+            assert secrets(template) == {"streamer-migration-secrets"}, template["metadata"]
+
+    def test_the_example_secrets_hold_placeholders_only(self) -> None:
+        for secret in example_secrets():
+            assert "data" not in secret
+            for key, value in secret["stringData"].items():
+                if "PASSWORD" in key or "URL" in key:
+                    assert "REPLACE_ME" in value, key
 
 
 class TestPods:
@@ -354,9 +370,10 @@ class TestOverlays:
         assert settings.ssl_ca_location is not None
         assert str(settings.ssl_ca_location.parent) in mounts
 
-    def test_only_dev_ships_the_example_secret(self, rendered: Rendered) -> None:
-        secrets = rendered.of_kind("Secret")
-        assert len(secrets) == (1 if rendered.overlay == "overlays/dev" else 0)
+    def test_only_dev_ships_the_example_secrets(self, rendered: Rendered) -> None:
+        secrets = {s["metadata"]["name"] for s in rendered.of_kind("Secret")}
+        assert secrets == ({"streamer-secrets", "streamer-migration-secrets"} if rendered.overlay == "overlays/dev"
+                           else set())
 
 
 def quantity(value: str | int) -> float:
