@@ -36,16 +36,20 @@ CREATE TEMP TABLE IF NOT EXISTS decision_audit_incoming (LIKE decision_audit INC
 ON COMMIT DELETE ROWS
 """
 _COPY_STAGED = f"COPY decision_audit_incoming ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-# The ids already in the ledger are skipped; the batch holds each id once (see _first_per_id).
-_INSERT_NEW = f"""
+# The ids already in the ledger are skipped; the batch holds each id once (see _first_per_id). The column lists
+# are written out (not formatted in, which bandit flags); tests/unit/test_audit_rows.py checks they are COLUMNS.
+_INSERT_NEW = """
 WITH claimed AS (
     INSERT INTO decision_audit_ids (decision_id, decided_at)
     SELECT decision_id, decided_at FROM decision_audit_incoming
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING decision_id
 )
-INSERT INTO decision_audit ({_COLUMNS})
-SELECT {_COLUMNS} FROM decision_audit_incoming JOIN claimed USING (decision_id)
+INSERT INTO decision_audit (decision_id, application_id, outcome, probability_of_default, model_name, model_version,
+    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset)
+SELECT decision_id, application_id, outcome, probability_of_default, model_name, model_version,
+    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset
+FROM decision_audit_incoming JOIN claimed USING (decision_id)
 """
 # Offsets only move forward: a batch read again (Kafka's committed offsets reset behind) stores nothing
 # older. Rows in key order, so two writers storing the same partitions lock them in the same order.

@@ -13,6 +13,7 @@ import pytest
 
 from schemas import decision_id_for
 from streamer.audit.rows import COLUMNS, NotADecision, RowEncoder
+from streamer.audit.sink import _INSERT_NEW
 
 
 def _decision(**overrides: Any) -> dict[str, Any]:
@@ -131,3 +132,10 @@ class TestRowEncoder:
 
 _MICROSECOND = datetime(2000, 1, 1, 0, 0, 0, 1) - datetime(2000, 1, 1)
 
+
+
+
+def test_the_insert_of_new_rows_names_the_columns_the_rows_are_encoded_in() -> None:
+    columns = ", ".join(COLUMNS)
+    statement = " ".join(_INSERT_NEW.split())
+    assert f"INSERT INTO decision_audit ({columns}) SELECT {columns} FROM decision_audit_incoming" in statement
