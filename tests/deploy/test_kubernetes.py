@@ -5,6 +5,7 @@ setting they pass is a real field of streamer.config.Settings."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import typing
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from streamer.config import Settings
-from tests.deploy.conftest import K8S, Doc, Rendered, load_yaml_docs, render, settings_env_names
+from tests.deploy.conftest import K8S, REPO, Doc, Rendered, load_yaml_docs, render, settings_env_names
 from tests.deploy.test_dockerfile import DOCKERFILE, stages
 
 # The oldest Kubernetes minor the manifests promise to work on (kubernetes-validate ships its schemas).
@@ -286,6 +287,24 @@ class TestCustomResources:
         assert meta["topic"] == settings.input_topic == "loan-applications"
         assert meta["bootstrapServers"] == settings.kafka_bootstrap
         assert int(meta["lagThreshold"]) > 0
+
+    def test_the_lag_threshold_is_seconds_of_a_workers_measured_throughput_not_its_healthy_lag(
+        self, autoscaled: Rendered
+    ) -> None:
+        """KEDA adds workers while lag per worker exceeds lagThreshold. A healthy worker always carries some lag
+        (its batches in flight, its commit cadence: well under a second of its work), so the threshold must
+        lie above that; and a worker more than 10 s behind should get help. Throughput: the last committed
+        bench run's one-worker figure (deploy/README.md, "Autoscaling")."""
+        bench = json.loads((REPO / "bench" / "results" / "latest.json").read_text())
+        per_worker = bench["systems"]["streamer_1_worker"]["events_per_s"]["median"]
+        threshold = int(autoscaled.one("ScaledObject")["spec"]["triggers"][0]["metadata"]["lagThreshold"])
+        assert per_worker * 1 <= threshold <= per_worker * 10, (threshold, per_worker)
+
+    def test_scaling_up_is_quick_and_down_is_slow(self, autoscaled: Rendered) -> None:
+        behavior = autoscaled.one("ScaledObject")["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        up, down = behavior["scaleUp"], behavior["scaleDown"]
+        assert up["stabilizationWindowSeconds"] < down["stabilizationWindowSeconds"]
+        assert any(p["type"] == "Pods" and p["value"] >= 2 for p in up["policies"]), up
 
     def test_scaled_object_never_exceeds_one_worker_per_partition(self, autoscaled: Rendered) -> None:
         spec = autoscaled.one("ScaledObject")["spec"]
