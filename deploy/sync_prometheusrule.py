@@ -15,8 +15,12 @@ SOURCE = ROOT / "deploy" / "prometheus" / "alerts.yml"
 TARGET = ROOT / "k8s" / "base" / "app" / "prometheusrule.yaml"
 HEADER = (
     "# Alerts for streamer (Prometheus Operator). Generated from deploy/prometheus/alerts.yml, where each\n"
-    "# alert is explained: edit that file and run `python deploy/sync_prometheusrule.py`.\n"
+    "# alert is explained: edit that file and run `python deploy/sync_prometheusrule.py`. The release label is\n"
+    "# the one kube-prometheus-stack's default ruleSelector matches (its Helm release name); deploy/README.md\n"
+    "# says how an overlay changes it.\n"
 )
+# kube-prometheus-stack's Prometheus loads only the PrometheusRules labelled with its Helm release name.
+RELEASE_LABEL = {"release": "kube-prometheus-stack"}
 
 
 class _BlockStrings(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no type hints
@@ -34,7 +38,7 @@ def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "streamer"},
+        "metadata": {"name": "streamer", "labels": dict(RELEASE_LABEL)},
         "spec": {"groups": groups},
     }
 

@@ -331,7 +331,9 @@ class TestCustomResources:
         assert endpoint["path"] == "/metrics"
 
     def test_prometheus_rule_has_named_alerts_with_severity_and_summary(self, rendered: Rendered) -> None:
-        groups = rendered.one("PrometheusRule")["spec"]["groups"]
+        prometheus_rule = rendered.one("PrometheusRule")
+        assert prometheus_rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # its default ruleSelector
+        groups = prometheus_rule["spec"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         assert all(group["name"] for group in groups)
         for rule in rules:
@@ -342,6 +344,15 @@ class TestCustomResources:
         names = {rule["alert"] for rule in rules}
         assert {"StreamerConsumerLagGrowing", "StreamerDeadLetterRateHigh", "StreamerNoDecisions",
                 "StreamerModelLoadFailed", "StreamerAuditLagHigh"} <= names
+
+    def test_the_overlay_patch_the_deploy_readme_shows_changes_the_release_label(self, tmp_path: Path) -> None:
+        text = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+        snippet = text[text.index("set the label in your overlay"):]
+        snippet = snippet[snippet.index("```yaml\n") + len("```yaml\n"):snippet.index("```\n", 8)]
+        base = os.path.relpath(K8S / "base", tmp_path)  # kustomize refuses absolute paths to a base
+        (tmp_path / "kustomization.yaml").write_text(f"resources:\n  - {base}\n{snippet}", encoding="utf-8")
+        overlay = render(os.path.relpath(tmp_path, K8S))
+        assert overlay.one("PrometheusRule")["metadata"]["labels"]["release"] == "my-release"
 
     def test_kafka_topics_exist_for_the_three_topics_of_the_settings(
         self, rendered: Rendered, monkeypatch: pytest.MonkeyPatch

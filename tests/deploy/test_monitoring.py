@@ -137,6 +137,10 @@ class TestAlertRules:
         sync = load_script("deploy/sync_prometheusrule.py")
         assert RULE_FILE.read_text(encoding="utf-8") == sync.render(), "run: python deploy/sync_prometheusrule.py"
 
+    def test_the_prometheus_rule_carries_the_label_kube_prometheus_stack_selects_by_default(self) -> None:
+        (prometheus_rule,) = load_yaml_docs(RULE_FILE)
+        assert prometheus_rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
     def test_the_alerts_the_runbook_promises_exist(self) -> None:
         rules = {r["alert"]: r for r in alert_rules(yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))["groups"])}
         wanted = {
