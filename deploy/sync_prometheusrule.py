@@ -1,4 +1,5 @@
-"""Write k8s/base/app/prometheusrule.yaml from deploy/prometheus/alerts.yml (the one place alerts are edited).
+"""Write k8s/base/app/prometheusrule.yaml from deploy/prometheus/alerts.yml and alerts-kubernetes.yml (the one
+place alerts are edited). Only alerts.yml is in docker-compose.yml's Prometheus.
 
 Usage: python deploy/sync_prometheusrule.py   (tests/deploy fails while the two differ)
 """
@@ -11,13 +12,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "deploy" / "prometheus" / "alerts.yml"
+SOURCES = (ROOT / "deploy" / "prometheus" / "alerts.yml", ROOT / "deploy" / "prometheus" / "alerts-kubernetes.yml")
 TARGET = ROOT / "k8s" / "base" / "app" / "prometheusrule.yaml"
 HEADER = (
-    "# Alerts for streamer (Prometheus Operator). Generated from deploy/prometheus/alerts.yml, where each\n"
-    "# alert is explained: edit that file and run `python deploy/sync_prometheusrule.py`. The release label is\n"
-    "# the one kube-prometheus-stack's default ruleSelector matches (its Helm release name); deploy/README.md\n"
-    "# says how an overlay changes it.\n"
+    "# Alerts for streamer (Prometheus Operator). Generated from deploy/prometheus/alerts.yml and\n"
+    "# alerts-kubernetes.yml, where each alert is explained: edit those and run\n"
+    "# `python deploy/sync_prometheusrule.py`. The release label is the one kube-prometheus-stack's default\n"
+    "# ruleSelector matches (its Helm release name); deploy/README.md says how an overlay changes it.\n"
 )
 # kube-prometheus-stack's Prometheus loads only the PrometheusRules labelled with its Helm release name.
 RELEASE_LABEL = {"release": "kube-prometheus-stack"}
@@ -44,7 +45,7 @@ def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render() -> str:
-    groups = yaml.safe_load(SOURCE.read_text(encoding="utf-8"))["groups"]
+    groups = [group for source in SOURCES for group in yaml.safe_load(source.read_text(encoding="utf-8"))["groups"]]
     return HEADER + str(yaml.dump(prometheus_rule(groups), Dumper=_BlockStrings, sort_keys=False, width=120))
 
 

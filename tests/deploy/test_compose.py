@@ -132,6 +132,18 @@ class TestMountedFiles:
         assert jobs["streamer"]["static_configs"][0]["targets"] == ["worker:6066"]
         assert all(rule_file in mounts for rule_file in config["rule_files"])
 
+    def test_prometheus_loads_no_alert_on_an_exporter_compose_does_not_run(self) -> None:
+        """kube-state-metrics and cAdvisor exist only on Kubernetes: their alerts and absent() guards would
+        never resolve here, so they live in alerts-kubernetes.yml, which only the PrometheusRule holds."""
+        mounts = {str(v).split(":")[1]: REPO / str(v).split(":")[0] for v in SERVICES["prometheus"]["volumes"]}
+        config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text(encoding="utf-8"))
+        loaded = [mounts[rule_file] for rule_file in config["rule_files"]]
+        assert REPO / "deploy" / "prometheus" / "alerts-kubernetes.yml" not in loaded
+        for path in loaded:
+            for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+                for rule in group["rules"]:
+                    assert not re.search(r"\b(kube|container)_\w+", rule["expr"]), rule["alert"]
+
     def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard(self) -> None:
         mounts = {str(v).split(":")[1]: REPO / str(v).split(":")[0] for v in SERVICES["grafana"]["volumes"]}
         provisioning = mounts["/etc/grafana/provisioning"]

@@ -19,6 +19,9 @@ from tests.deploy.conftest import K8S, REPO, load_script, load_yaml_docs, yaml
 promql = pytest.importorskip("promql_parser", reason="promql-parser is a dev dependency")
 
 ALERTS_FILE = REPO / "deploy" / "prometheus" / "alerts.yml"
+# Alerts on metrics only Kubernetes has (kube-state-metrics, cAdvisor): in the PrometheusRule, not in compose.
+K8S_ALERTS_FILE = REPO / "deploy" / "prometheus" / "alerts-kubernetes.yml"
+DEPLOY_README = REPO / "deploy" / "README.md"
 RULE_FILE = K8S / "base" / "app" / "prometheusrule.yaml"
 DASHBOARD_FILE = REPO / "deploy" / "grafana" / "dashboards" / "streamer.json"
 # Labels Prometheus attaches to every scraped series (target labels), on top of the metric's own.
@@ -57,6 +60,7 @@ class Reference:
     where: str
     metric: str
     labels: set[str] = field(default_factory=set)
+    matchers: dict[str, str] = field(default_factory=dict)  # label -> value or regex, as written
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -76,7 +80,8 @@ def references(where: str, expr: str) -> list[Reference]:
             names = [m.value for m in node.matchers.matchers if m.name == "__name__"]
             metric = node.name or (names[0] if names else "")
             labels = {m.name for m in node.matchers.matchers if m.name != "__name__"}
-            found.append(Reference(where, metric, labels | (grouping[-1] if grouping else set())))
+            matchers = {m.name: m.value for m in node.matchers.matchers if m.name != "__name__"}
+            found.append(Reference(where, metric, labels | (grouping[-1] if grouping else set()), matchers))
 
     def post(node: Any) -> None:
         if isinstance(node, promql.AggregateExpr):
@@ -91,10 +96,16 @@ def alert_rules(groups: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from group["rules"]
 
 
+def rules_in(path: Any) -> dict[str, dict[str, Any]]:
+    """The alerts of a Prometheus rule file, by name."""
+    return {r["alert"]: r for r in alert_rules(yaml.safe_load(path.read_text(encoding="utf-8"))["groups"])}
+
+
 def expressions() -> Iterator[tuple[str, str]]:
     """(where, PromQL) for every alert and every dashboard target."""
-    for rule in alert_rules(yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))["groups"]):
-        yield f"alert {rule['alert']}", rule["expr"]
+    for path in (ALERTS_FILE, K8S_ALERTS_FILE):
+        for rule in rules_in(path).values():
+            yield f"alert {rule['alert']}", rule["expr"]
     (prometheus_rule,) = load_yaml_docs(RULE_FILE)
     for rule in alert_rules(prometheus_rule["spec"]["groups"]):
         yield f"PrometheusRule {rule['alert']}", rule["expr"]
@@ -104,6 +115,24 @@ def expressions() -> Iterator[tuple[str, str]]:
 
 
 EXPRESSIONS = list(expressions())
+# Exporters streamer does not ship (compose runs a Kafka exporter; on Kubernetes all three are the cluster's),
+# by the prefix of their metrics. An alert reading one needs an absent() guard, or a missing exporter silences it.
+EXPORTERS = {"kube_": "kube-state-metrics", "container_": "cAdvisor", "kafka_": "Kafka exporter"}
+
+
+def exporter_of(metric: str) -> str | None:
+    return next((name for prefix, name in EXPORTERS.items() if metric.startswith(prefix)), None)
+
+
+def absent_of(expr: str) -> str | None:
+    """The metric an `absent(metric{...})` guard watches, or None if the expression is not one."""
+    node = promql.parse(expr)
+    if isinstance(node, promql.Call) and node.func.name == "absent":
+        (arg,) = node.args
+        if isinstance(arg, promql.VectorSelector):
+            return str(arg.name)
+    return None
+
 STREAMER_REFERENCES = [
     r for where, expr in EXPRESSIONS for r in references(where, expr) if r.metric.startswith("streamer_")
 ]
@@ -137,12 +166,19 @@ class TestAlertRules:
         sync = load_script("deploy/sync_prometheusrule.py")
         assert RULE_FILE.read_text(encoding="utf-8") == sync.render(), "run: python deploy/sync_prometheusrule.py"
 
+    def test_the_prometheus_rule_holds_the_shared_and_the_kubernetes_only_groups(self) -> None:
+        (prometheus_rule,) = load_yaml_docs(RULE_FILE)
+        names = [g["name"] for g in prometheus_rule["spec"]["groups"]]
+        wanted = [g["name"] for path in (ALERTS_FILE, K8S_ALERTS_FILE)
+                  for g in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]]
+        assert names == wanted and len(set(names)) == len(names)
+
     def test_the_prometheus_rule_carries_the_label_kube_prometheus_stack_selects_by_default(self) -> None:
         (prometheus_rule,) = load_yaml_docs(RULE_FILE)
         assert prometheus_rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
     def test_the_alerts_the_runbook_promises_exist(self) -> None:
-        rules = {r["alert"]: r for r in alert_rules(yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))["groups"])}
+        rules = rules_in(ALERTS_FILE) | rules_in(K8S_ALERTS_FILE)
         wanted = {
             "StreamerConsumerLagGrowing": "kafka_consumergroup_lag",
             "StreamerDeadLetterRateHigh": "streamer_dead_letters_total",
@@ -152,9 +188,80 @@ class TestAlertRules:
             "StreamerAuditDatabaseDown": "streamer_audit_database_up",  # Postgres is alerted on, not a readiness gate
             "StreamerDeadLettersCutDown": "streamer_dead_letters_reduced_total",  # dead letters the broker refused
             "StreamerAuditDefaultPartitionNotEmpty": "streamer_audit_default_partition_rows",  # monthless rows
+            "StreamerMigrateJobFailed": "kube_job_status_failed",
+            "StreamerAuditPartitionsJobFailed": "kube_job_status_failed",
+            "StreamerAuditPartitionsNotSucceeded": "kube_cronjob_status_last_successful_time",
+            "StreamerWorkerRestarting": "kube_pod_container_status_restarts_total",
+            "StreamerWorkerCpuThrottled": "container_cpu_cfs_throttled_periods_total",
+            "StreamerKubeStateMetricsAbsent": "kube_pod_info",
+            "StreamerCadvisorMetricsAbsent": "container_cpu_cfs_periods_total",
+            "StreamerKafkaExporterAbsent": "kafka_consumergroup_lag",
         }
         for alert, metric in wanted.items():
             assert metric in {r.metric for r in references(alert, rules[alert]["expr"])}, alert
+
+    def test_every_alert_has_a_runbook_entry_in_the_deploy_readme(self) -> None:
+        text = DEPLOY_README.read_text(encoding="utf-8")
+        section = text[text.index("\n## Alerts\n"):]
+        section = section[: section.index("\n## ", 1)]
+        entries = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
+        assert set(rules_in(ALERTS_FILE) | rules_in(K8S_ALERTS_FILE)) == entries
+
+    def test_kubernetes_alerts_select_the_workloads_the_manifests_name(self) -> None:
+        rules = rules_in(K8S_ALERTS_FILE)
+        container = self.worker_container()
+        job = self.manifest_name("migrate-job.yaml")
+        cronjob = self.manifest_name("audit-partitions-cronjob.yaml")
+
+        def matchers(alert: str, metric: str) -> dict[str, str]:
+            ref = {r.metric: r for r in references(alert, rules[alert]["expr"])}[metric]
+            assert ref.matchers["namespace"] == "streamer", alert
+            return ref.matchers
+
+        assert re.fullmatch(matchers("StreamerMigrateJobFailed", "kube_job_status_failed")["job_name"], job)
+        partitions_job = f"{cronjob}-29000000"  # a CronJob's Job is named <cronjob>-<minutes since the epoch>
+        assert re.fullmatch(matchers("StreamerAuditPartitionsJobFailed", "kube_job_status_failed")["job_name"],
+                            partitions_job)
+        assert not re.fullmatch(matchers("StreamerMigrateJobFailed", "kube_job_status_failed")["job_name"],
+                                partitions_job)
+        last_success = matchers("StreamerAuditPartitionsNotSucceeded", "kube_cronjob_status_last_successful_time")
+        assert last_success["cronjob"] == cronjob
+        restarts = matchers("StreamerWorkerRestarting", "kube_pod_container_status_restarts_total")
+        assert restarts["container"] == container
+        for metric in ("container_cpu_cfs_throttled_periods_total", "container_cpu_cfs_periods_total"):
+            assert matchers("StreamerWorkerCpuThrottled", metric)["container"] == container
+
+    @staticmethod
+    def manifest_name(file: str) -> str:
+        (doc,) = load_yaml_docs(K8S / "base" / "app" / file)
+        return str(doc["metadata"]["name"])
+
+    @staticmethod
+    def worker_container() -> str:
+        (deployment,) = load_yaml_docs(K8S / "base" / "app" / "deployment.yaml")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return str(container["name"])
+
+    @pytest.mark.parametrize(
+        ("loaded_by", "files"),
+        [("docker compose", (ALERTS_FILE,)), ("the PrometheusRule", (ALERTS_FILE, K8S_ALERTS_FILE))],
+    )
+    def test_every_exporter_an_alert_reads_has_an_absent_guard_loaded_with_it(
+        self, loaded_by: str, files: tuple[Any, ...]
+    ) -> None:
+        rules = {name: rule for path in files for name, rule in rules_in(path).items()}
+        guarded = {exporter_of(metric) for metric in map(absent_of, (r["expr"] for r in rules.values())) if metric}
+        read = {exporter_of(r.metric) for name, rule in rules.items() if not absent_of(rule["expr"])
+                for r in references(name, rule["expr"])}
+        assert read - {None} <= guarded, loaded_by
+
+    def test_the_guard_checker_knows_an_absent_guard_from_an_alert(self) -> None:
+        assert absent_of('absent(kube_pod_info{namespace="streamer"})') == "kube_pod_info"
+        assert absent_of('absent(up{job="streamer"} == 1)') is None  # StreamerDown guards no exporter
+        assert absent_of("kube_job_status_failed > 0") is None
+        assert [exporter_of(m) for m in ("kube_pod_info", "container_cpu_cfs_periods_total",
+                                         "kafka_consumergroup_lag", "streamer_decisions_total", "up")] == [
+            "kube-state-metrics", "cAdvisor", "Kafka exporter", None, None]
 
     def test_lag_alerts_watch_the_scoring_group_on_the_input_topic(self) -> None:
         refs = [r for where, expr in EXPRESSIONS if where.startswith("alert") for r in references(where, expr)
