@@ -1,6 +1,7 @@
 """Alerts and the Grafana dashboard: every PromQL expression parses, every streamer_* metric it names is one
 that streamer/metrics.py registers (with prometheus_client's suffixes), with labels the metric has, and
-the Prometheus rule file and the PrometheusRule say the same."""
+the Prometheus rule files and the PrometheusRule say the same; every alert has a runbook row, and every
+exporter an alert reads has an absent() guard wherever that alert is loaded."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,7 +98,7 @@ def alert_rules(groups: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from group["rules"]
 
 
-def rules_in(path: Any) -> dict[str, dict[str, Any]]:
+def rules_in(path: Path) -> dict[str, dict[str, Any]]:
     """The alerts of a Prometheus rule file, by name."""
     return {r["alert"]: r for r in alert_rules(yaml.safe_load(path.read_text(encoding="utf-8"))["groups"])}
 
@@ -115,6 +117,11 @@ def expressions() -> Iterator[tuple[str, str]]:
 
 
 EXPRESSIONS = list(expressions())
+STREAMER_REFERENCES = [
+    r for where, expr in EXPRESSIONS for r in references(where, expr) if r.metric.startswith("streamer_")
+]
+
+
 # Exporters streamer does not ship (compose runs a Kafka exporter; on Kubernetes all three are the cluster's),
 # by the prefix of their metrics. An alert reading one needs an absent() guard, or a missing exporter silences it.
 EXPORTERS = {"kube_": "kube-state-metrics", "container_": "cAdvisor", "kafka_": "Kafka exporter"}
@@ -132,10 +139,6 @@ def absent_of(expr: str) -> str | None:
         if isinstance(arg, promql.VectorSelector):
             return str(arg.name)
     return None
-
-STREAMER_REFERENCES = [
-    r for where, expr in EXPRESSIONS for r in references(where, expr) if r.metric.startswith("streamer_")
-]
 
 
 class TestExpressions:
@@ -247,7 +250,7 @@ class TestAlertRules:
         [("docker compose", (ALERTS_FILE,)), ("the PrometheusRule", (ALERTS_FILE, K8S_ALERTS_FILE))],
     )
     def test_every_exporter_an_alert_reads_has_an_absent_guard_loaded_with_it(
-        self, loaded_by: str, files: tuple[Any, ...]
+        self, loaded_by: str, files: tuple[Path, ...]
     ) -> None:
         rules = {name: rule for path in files for name, rule in rules_in(path).items()}
         guarded = {exporter_of(metric) for metric in map(absent_of, (r["expr"] for r in rules.values())) if metric}
