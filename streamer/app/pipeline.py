@@ -213,7 +213,7 @@ class PipelineService(mode.Service):
             on_failure=lambda _: metrics.BATCH_FAILURES.labels("audit").inc(),
             check_positions=s.broker_profile == "tansu",
             on_out_of_range=_count_audit_gap if never_skip else None,
-            give_up=stage.give_up, max_attempts=s.audit_max_batch_attempts,
+            give_up=stage.give_up, commit_positions=True, max_attempts=s.audit_max_batch_attempts,
             # Exactly once: resume from the offsets stored with the rows (streamer/stages/audit.py).
             resume_from=lambda partitions: stored_offsets(url, group, partitions),
         )

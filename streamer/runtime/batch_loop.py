@@ -133,6 +133,7 @@ class BatchLoop:
         give_up: Callable[[list[Message], Exception], Pending | None] | None = None,
         max_attempts: int = 10,
         resume_from: Callable[[list[tuple[str, int]]], dict[tuple[str, int], int]] | None = None,
+        commit_positions: bool = False,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.name = name
@@ -151,6 +152,8 @@ class BatchLoop:
         self._max_attempts = max(1, max_attempts)
         self._on_out_of_range = on_out_of_range  # for auto.offset.reset=error: see _start_unset_at_beginning
         self._resume_from = resume_from  # with on_out_of_range only: see _start_unset_at_beginning
+        self._commit_positions = commit_positions  # a transactional input topic: see _advance_to_positions
+        self._next_position_check = 0.0
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
         self._in_flight: deque[InFlight] = deque()
@@ -210,6 +213,7 @@ class BatchLoop:
         self._settle(consumer)
         self._retry_refused_commit(consumer)
         self._check_positions(consumer)
+        self._commit_idle_positions(consumer)
         if len(self._in_flight) >= self._max_in_flight:
             pending = self._in_flight[0][1]
             if pending is not None:
@@ -390,6 +394,31 @@ class BatchLoop:
         now = time.monotonic()
         for key, frontier in self._book.mark_durable(_span(batch)).items():
             self._progress[key] = (frontier, now)
+
+    def _commit_idle_positions(self, consumer: Consumer) -> None:
+        """Idle, with everything handed out durable: commit up to the consumer's position where it is ahead.
+
+        On a topic written in transactions (the decision topic under exactly_once) librdkafka moves a
+        read_committed consumer's position past records it never returns: commit markers, aborted records.
+        Frontiers built from the records handed out stop short of them, and the group would stay behind by
+        at least the last marker of every partition: the audit's lag would never read 0.
+        """
+        now = time.monotonic()
+        if not self._commit_positions or self._in_flight or self._paused or now < self._next_position_check:
+            return
+        self._next_position_check = now + 1.0
+        owned = [TopicPartition(t, p) for (t, p) in sorted(self._book.owned)]
+        if not owned:
+            return
+        moved = False
+        for tp in consumer.position(owned):
+            key = (tp.topic, tp.partition)
+            frontier = self._book.frontier(key)
+            if tp.error is None and tp.offset > 0 and (frontier is None or tp.offset > frontier):
+                moved |= bool(self._book.mark_durable(BatchSpan([(key, tp.offset - 1)])))
+        if moved:
+            self._commit(consumer, asynchronous=True)
+            self._last_commit = now
 
     def _check_positions(self, consumer: Consumer) -> None:
         """Tansu only: every few seconds, look for a broker that lost its log, and for a stuck fetcher.

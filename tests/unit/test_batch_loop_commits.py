@@ -416,3 +416,37 @@ class TestABatchThatAlwaysFails:
         assert len(attempts) == 4, f"tried {len(attempts)} times before giving up, not max_attempts"
         assert len(given_up) == 1 and 13 in given_up[0]
         assert holder[0].broker_committed == {0: 25}, "the partition stayed stuck behind the batch"
+
+
+class TransactionalTopicConsumer(FakeConsumer):
+    """A partition written in transactions: after the last record comes a commit marker, which librdkafka never
+    returns to a read_committed application but steps its position over (librdkafka's documented behaviour;
+    seen on Apache Kafka 4.4: records at 0-4 and 6-10, markers at 5 and 11, position 12 once all are read)."""
+
+    def __init__(self, config: dict[str, Any], records: int) -> None:
+        super().__init__(config, records=records, refuse=0)
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        read_all = not self._pending
+        return [TopicPartition(TOPIC, tp.partition, self._records + 1 if read_all else OFFSET_INVALID)
+                for tp in partitions]
+
+
+class TestATransactionalInputTopic:
+    def test_the_group_commits_past_the_last_commit_marker_once_idle(self) -> None:
+        holder: list[TransactionalTopicConsumer] = []
+
+        def factory(config: dict[str, Any]) -> Any:
+            holder.append(TransactionalTopicConsumer(config, records=5))
+            return holder[0]
+
+        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], lambda batch: None, max_batch=10, max_wait_s=0.0,
+                         commit_positions=True, consumer_factory=factory)
+        loop.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not (holder and holder[0].broker_committed.get(0) == 6) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            loop.stop(timeout_s=5)
+        assert holder[0].broker_committed.get(0) == 6, "the group stays behind the marker: its lag never reads 0"
