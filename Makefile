@@ -10,7 +10,7 @@ QUIX := $(VENV)/quix/.installed
 BROKER ?= kafka
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-servers test-offline soak bench lint typecheck schemas model clean all
+.PHONY: help demo test test-servers test-offline test-overload soak bench lint typecheck schemas model clean all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,19 +44,28 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 test: ## Lint, type-check and run the whole suite against the embedded servers
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-servers test-offline
+	@$(MAKE) --no-print-directory test-overload
 
-# Two lanes at once, each printing when it ends: the tests that start servers (marked integration; their
-# timings matter, so none of them runs beside another), and lint with every other test (CPU-bound, and
-# they do not mind sharing the cores with tests that mostly wait on sockets). Together: the whole suite.
-# The servers lane runs the integration tests first, while the other lane is busy (~5 min), and the
-# fault tests after, when they have the cores to themselves: the overload test measures capacity. The
-# tests that start their own embedded stack through the CLI (embedded_stack) run in the other lane.
+# Two lanes at once, each printing when it ends, then the overload tests alone. Together: the whole suite.
+# - servers: the tests that start servers (marked integration) on Apache Kafka, integration tests first,
+#   then the fault tests;
+# - offline: lint, every test that needs no server, the three CLI tests that start their own embedded stack
+#   (embedded_stack), then the integration and fault tests on Tansu. The tests of one lane mostly wait on
+#   sockets while the other's use the CPU.
+# - overload: the overload fault tests (both brokers) measure capacity, so they get the cores to themselves.
+# Each pytest run has its own --basetemp: two sessions sharing /tmp/pytest-of-$USER may prune each other's.
+PYTEST_TMP := $(CURDIR)/.pytest-tmp
+SERVER_TESTS := -m 'integration and not embedded_stack and not soak' tests/integration tests/faults
 test-servers: $(STAMP)
-	$(PY) -m pytest -m 'integration and not embedded_stack and not soak' tests/integration tests/faults
+	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/servers $(SERVER_TESTS) -k 'not tansu and not overload'
 
 test-offline: $(STAMP) $(CHECKOV)
 	@$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -m '(not integration or embedded_stack) and not soak'
+	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/offline -m '(not integration or embedded_stack) and not soak'
+	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/tansu $(SERVER_TESTS) -k 'tansu and not overload'
+
+test-overload: $(STAMP)
+	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/overload $(SERVER_TESTS) -k overload
 
 soak: $(STAMP) ## The fault suite at full size on BROKER=kafka|tansu (default kafka); counts go to bench/results/
 	$(PY) -m pytest -m soak tests/faults -s -k $(BROKER)
