@@ -57,14 +57,17 @@ test: ## Lint, type-check and run the whole suite against the embedded servers
 PYTEST_TMP := $(CURDIR)/.pytest-tmp
 SERVER_TESTS := -m 'integration and not embedded_stack and not soak' tests/integration tests/faults
 test-servers: $(STAMP)
+	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/servers $(SERVER_TESTS) -k 'not tansu and not overload'
 
 test-offline: $(STAMP) $(CHECKOV)
 	@$(MAKE) --no-print-directory lint
+	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/offline -m '(not integration or embedded_stack) and not soak'
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/tansu $(SERVER_TESTS) -k 'tansu and not overload'
 
 test-overload: $(STAMP)
+	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/overload $(SERVER_TESTS) -k overload
 
 soak: $(STAMP) ## The fault suite at full size on BROKER=kafka|tansu (default kafka); counts go to bench/results/
