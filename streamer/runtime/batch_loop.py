@@ -391,8 +391,11 @@ class BatchLoop:
             consumer.seek(TopicPartition(message.topic() or "", message.partition() or 0, message.offset() or 0))
 
     def _mark(self, batch: Sequence[Message]) -> None:
+        self._mark_span(_span(batch))
+
+    def _mark_span(self, span: BatchSpan) -> None:
         now = time.monotonic()
-        for key, frontier in self._book.mark_durable(_span(batch)).items():
+        for key, frontier in self._book.mark_durable(span).items():
             self._progress[key] = (frontier, now)
 
     def _commit_idle_positions(self, consumer: Consumer) -> None:

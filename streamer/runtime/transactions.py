@@ -56,7 +56,6 @@ class _Transaction:
     spans: list[BatchSpan] = field(default_factory=list)
     records: list[OutboundRecord] = field(default_factory=list)
     callbacks: list[Callable[[], None]] = field(default_factory=list)
-    batches: list[list[Message]] = field(default_factory=list)
     refused: list[tuple[int, KafkaError]] = field(default_factory=list)  # index in records, too large
     complete: bool = True  # False once a record could not be produced: the transaction must not commit as is
     started: float = field(default_factory=time.monotonic)
@@ -200,7 +199,6 @@ class TransactionalLoop(BatchLoop):
         txn = self._txn
         start = len(txn.records)
         txn.spans.append(BatchSpan(((m.topic() or "", m.partition() or 0), m.offset() or 0) for m in batch))
-        txn.batches.append(batch)
         txn.records.extend(decided.records)
         if decided.on_success is not None:
             txn.callbacks.append(decided.on_success)
@@ -328,11 +326,6 @@ class TransactionalLoop(BatchLoop):
             smaller = self._too_large(txn.records[index]) if self._too_large is not None else None
             if smaller is not None:
                 txn.records[index] = smaller
-
-    def _mark_span(self, span: BatchSpan) -> None:
-        now = time.monotonic()
-        for key, frontier in self._book.mark_durable(span).items():
-            self._progress[key] = (frontier, now)
 
     def _drain(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         """Before a rebalance or a stop: commit the open transaction; if it was dropped, where its records start."""
