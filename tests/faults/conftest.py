@@ -74,8 +74,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kind, chosen, size = params.get("broker"), params.get("guarantee"), params.get("size")
         wrong = (kind == "tansu" and chosen == "exactly_once") or (
             chosen == "at_least_once" and item.get_closest_marker("exactly_once_only")) or (
+            chosen == "exactly_once" and item.get_closest_marker("at_least_once_only")) or (
             kind == "kafka" and chosen == "at_least_once" and getattr(size, "name", "") == "quick"
-            and not item.get_closest_marker("both_guarantees"))
+            and not item.get_closest_marker("both_guarantees") and not item.get_closest_marker("at_least_once_only"))
         (left_out if wrong else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)

@@ -94,6 +94,10 @@ def test_a_broker_frozen_mid_stream_costs_no_record_and_no_worker_restart(own_st
                                         "worker_events": {k: events[k] for k in WATCHED}})
 
 
+# One node, replication factor 1: a crash mid-commit can leave a transaction committed on some partitions and
+# aborted on the rest (Kafka skips markers for partitions without a leader; README, "Exactly once needs
+# replicated partitions"). exactly_once across a broker crash is tested on 3 nodes: test_failover.py.
+@pytest.mark.at_least_once_only
 @KAFKA_ONLY
 def test_apache_kafka_killed_and_restarted_keeps_its_log_and_the_worker_carries_on_from_its_offsets(
     own_stack: LocalStack, size: Sizes
