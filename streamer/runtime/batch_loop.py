@@ -156,6 +156,7 @@ class BatchLoop:
         self._next_position_check = 0.0
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
+        self._commit_due = False  # offsets marked since the last commit, to be committed within the interval
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
         self._revoked = threading.Event()
@@ -211,6 +212,7 @@ class BatchLoop:
     def _step(self, consumer: Consumer) -> None:
         """One turn of the loop: settle what finished, then hand over the next batch if there is room."""
         self._settle(consumer)
+        self._commit_when_due(consumer)
         self._retry_refused_commit(consumer)
         self._check_positions(consumer)
         self._commit_idle_positions(consumer)
@@ -247,7 +249,11 @@ class BatchLoop:
         return [m for m in (first, *rest) if self._usable(m)]
 
     def _poll_timeout(self) -> float:
-        return self._busy_poll_s if self._in_flight else IDLE_POLL_S
+        if self._in_flight:
+            return self._busy_poll_s
+        if self._commit_due:  # wake when the marked offsets are due to be committed
+            return min(IDLE_POLL_S, max(0.0, self._last_commit + self._commit_interval_s - time.monotonic()))
+        return IDLE_POLL_S
 
     def _usable(self, message: Message) -> bool:
         error = message.error()
@@ -291,15 +297,22 @@ class BatchLoop:
             return
         for batch, _ in durable:
             self._mark(batch)
-        # Commit at most every commit_interval_s while busy (each commit is a request to the broker); at
-        # once when nothing else is in flight, so an idle loop has everything committed.
-        now = time.monotonic()
-        if not self._in_flight or now - self._last_commit >= self._commit_interval_s:
-            self._commit(consumer, asynchronous=True)
-            self._last_commit = now
+        # Commit at most every commit_interval_s, busy or not: each commit is a request the broker writes to
+        # __consumer_offsets, and one per small batch at a light load kept a single Apache Kafka node busy
+        # enough to delay the applications themselves by ~1 s. What is left is committed once the interval
+        # has passed (_commit_when_due), so an idle loop still has everything committed.
+        self._commit_due = True
+        self._commit_when_due(consumer)
         for _, pending in durable:
             if pending is not None:
                 pending.succeeded()
+
+    def _commit_when_due(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if self._commit_due and now - self._last_commit >= self._commit_interval_s:
+            self._commit_due = False
+            self._commit(consumer, asynchronous=True)
+            self._last_commit = now
 
     def _recover(self, consumer: Consumer) -> None:
         """Redo every failed batch in flight, in order, until durable; then commit them all."""

@@ -138,6 +138,47 @@ class TestCommits:
         assert consumer.broker_committed == {0: 25}
 
 
+class TricklingConsumer(FakeConsumer):
+    """Records that arrive one at a time, `gap_s` apart (a light, steady load), and a count of commits sent."""
+
+    def __init__(self, config: dict[str, Any], records: int, gap_s: float) -> None:
+        super().__init__(config, records=records, refuse=0)
+        self._started = time.monotonic()
+        self._gap_s = gap_s
+        self.commits_sent = 0
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        arrived = int((time.monotonic() - self._started) / self._gap_s) + 1
+        if self._pending and self._pending[0].offset() < arrived:
+            self._serve_callbacks()
+            return self._pending.pop(0)
+        self._serve_callbacks()
+        time.sleep(min(timeout, self._gap_s / 4))
+        return None
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        return []  # the next record has not arrived yet
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        self.commits_sent += 1
+        super().commit(offsets, asynchronous)
+
+
+class TestCommitCadence:
+    def test_a_trickle_of_one_record_batches_is_committed_once_per_interval_not_once_per_batch(self) -> None:
+        # Each commit is a request the broker writes to __consumer_offsets. A commit per batch at a light
+        # load (every batch finishing with nothing else in flight) kept Apache Kafka's only node busy enough
+        # to delay the applications themselves by ~1 s at 1,000/s.
+        records, gap_s = 200, 0.0025  # 0.5 s of records; the loop commits at most every 0.1 s
+        consumer = _run_loop(lambda config: TricklingConsumer(config, records=records, gap_s=gap_s),
+                             lambda fake: fake.broker_committed.get(0) == records, lambda batch: None,
+                             max_batch=10)
+        assert consumer.broker_committed == {0: records}, "the loop went idle without committing everything"
+        elapsed_intervals = records * gap_s / 0.1
+        assert consumer.commits_sent <= elapsed_intervals + 3, (
+            f"{consumer.commits_sent} commits for {records} one-record batches in {records * gap_s:.1f} s")
+
+
 class RebalancingConsumer:
     """Partitions of `records` records each, and one rebalance from the `first` assignment to the `then` one
     once `rebalance_after` records were fetched. Modelled on librdkafka's documented behaviour:
