@@ -93,16 +93,19 @@ class TransactionalProducer:
 
     def produce(self, txn: _Transaction, start: int, too_large: TooLarge | None) -> None:
         """Produce txn.records[start:] into the open transaction."""
+        # Decisions share one callback (a closure per record cost ~2 % of the scorer's time); only a dead
+        # letter (the records with headers) can be cut down if refused for its size, so only it needs its index.
+        shared = self._on_delivery(txn, None)
         for index in range(start, len(txn.records)):
             record = txn.records[index]
-            self._produce(record, self._on_delivery(txn, index), too_large)
+            self._produce(record, self._on_delivery(txn, index) if record.headers else shared, too_large)
 
-    def _on_delivery(self, txn: _Transaction, index: int) -> Callable[[KafkaError | None, Message], None]:
+    def _on_delivery(self, txn: _Transaction, index: int | None) -> Callable[[KafkaError | None, Message], None]:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is None:
                 key = (message.topic() or "", message.partition() or 0)
                 self._delivered_ends[key] = max(self._delivered_ends.get(key, 0), (message.offset() or 0) + 1)
-            elif error.code() in TOO_LARGE:
+            elif index is not None and error.code() in TOO_LARGE:
                 txn.refused.append((index, error))  # replaced, cut down, when the transaction is redone
         return delivered
 
