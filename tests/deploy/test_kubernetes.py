@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from streamer.config import Settings
+from streamer.runtime.clients import transactional_id
 from tests.deploy.conftest import K8S, REPO, Doc, Rendered, load_yaml_docs, render, settings_env_names
 from tests.deploy.test_dockerfile import DOCKERFILE, stages
 
 # The oldest Kubernetes minor the manifests promise to work on (kubernetes-validate ships its schemas).
 KUBERNETES_VERSION = "1.33.0"
-CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule", "KafkaTopic"}
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule", "KafkaTopic", "KafkaUser"}
 WEB_PORT = 6066
 # Environment variables the manifests may set that are not settings.
 NON_SETTINGS_ENV = {"HOME", "TMPDIR"}
@@ -399,6 +400,26 @@ class TestOverlays:
         mounts = {m["mountPath"] for m in container(worker(prod))["volumeMounts"]}
         assert settings.ssl_ca_location is not None
         assert str(settings.ssl_ca_location.parent) in mounts
+
+    def test_prods_kafka_user_has_exactly_the_acls_the_settings_need(
+        self, prod: Rendered, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settings = settings_from(prod, monkeypatch)
+        user = prod.one("KafkaUser")
+        assert user["metadata"]["name"] == example_secret()["stringData"]["STREAMER_SASL_USERNAME"]
+        assert user["spec"]["authentication"]["type"] == settings.sasl_mechanism.lower()  # type: ignore[union-attr]
+        granted = {(a["resource"]["type"], a["resource"]["name"], a["resource"].get("patternType", "literal")):
+                   set(a["operations"]) for a in user["spec"]["authorization"]["acls"]}
+        # What every transactional_id() of these settings starts with, whatever a pod fills in after it
+        txn_prefix = transactional_id(settings.model_copy(update={"group_instance_id": "POD"})).removesuffix("POD")
+        assert granted == {
+            ("topic", settings.input_topic, "literal"): {"Read", "Describe"},
+            ("topic", settings.decision_topic, "literal"): {"Read", "Write", "Describe"},
+            ("topic", settings.dlq_topic, "literal"): {"Write", "Describe"},
+            ("group", settings.scorer_group(), "literal"): {"Read", "Describe"},
+            ("group", settings.audit_group(), "literal"): {"Read", "Describe"},
+            ("transactionalId", txn_prefix, "prefix"): {"Write", "Describe"},
+        }
 
     def test_only_dev_ships_the_example_secrets(self, rendered: Rendered) -> None:
         secrets = {s["metadata"]["name"] for s in rendered.of_kind("Secret")}
