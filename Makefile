@@ -5,6 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/checkov/bin/checkov
 QUIX := $(VENV)/quix/.installed
+# actionlint (tests/deploy lints .github/workflows): its PyPI wrapper downloads the binary from GitHub's
+# releases when installed, which this machine cannot reach; Go's module proxy serves the source, so it is
+# built. Without Go the workflow tests skip and say so.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := .cache/go-tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
 # The broker `make soak` and `make bench` run on: kafka (Apache Kafka, what production runs) or tansu.
 BROKER ?= kafka
@@ -30,6 +35,12 @@ $(CHECKOV): deploy/requirements-checkov.txt
 	$(VENV)/checkov/bin/pip install --quiet -r deploy/requirements-checkov.txt
 	@touch $@
 
+$(ACTIONLINT):
+	@if command -v go >/dev/null; then \
+		GOBIN=$(CURDIR)/$(dir $@) GOPATH=$(CURDIR)/.cache/go-tools/gopath GOFLAGS=-modcacherw \
+			go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
+	else echo "go not found: actionlint is not built, and tests/deploy/test_workflows.py skips it"; fi
+
 # Quix Streams (the bench's quix_streams and quix_passthrough systems) lives in its own venv too: quixstreams
 # 3.28.1 needs confluent-kafka < 2.13, pydantic < 2.14 and pydantic-settings < 2.16, older than the project
 # pins. Only `make bench` needs it; bench/run.py starts the Quix systems with .venv/quix/bin/python.
@@ -42,7 +53,7 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 	$(PY) -m streamer demo
 
 test: ## Lint, type-check and run the whole suite against the embedded servers
-	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV)
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-servers test-offline
 	@$(MAKE) --no-print-directory test-overload
 
@@ -60,7 +71,7 @@ test-servers: $(STAMP)
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/servers $(SERVER_TESTS) -k 'not tansu and not overload'
 
-test-offline: $(STAMP) $(CHECKOV)
+test-offline: $(STAMP) $(CHECKOV) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/offline -m '(not integration or embedded_stack) and not soak'
