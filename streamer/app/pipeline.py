@@ -39,6 +39,9 @@ log = get_logger(__name__)
 # While its transactions run, the audit loop looks for records and finished writes every 50 ms, not
 # every 2 ms like the scorer: each wake-up takes the GIL from the scoring thread (bench/README.md).
 AUDIT_BUSY_POLL_S = 0.05
+# A loop turn longer than this is logged with the loop thread's stack (batch_loop_stalled), once per stall.
+# Longer than any single librdkafka call the loops make (30 s at most) plus a back-off.
+STALL_REPORT_S = 60.0
 
 
 def load_champion(settings: Settings) -> ModelSlot:
@@ -60,6 +63,7 @@ class PipelineService(mode.Service):
         self.model: ModelSlot | None = None
         self.watcher: ModelWatcher | None = None
         self.database_ok = False
+        self._stall_reported: set[str] = set()
         self._decisions_publisher: Publisher | None = None
         self._audit_lag: CommittedLag | None = None
         self._audit_stage: AuditStage | None = None
@@ -162,6 +166,15 @@ class PipelineService(mode.Service):
         if dead and not self.should_stop:
             log.error("batch_loop_died", loops=dead)
             await self.crash(RuntimeError(f"batch loops died: {dead}"))
+        for loop in self.loops:
+            # Once per stall: where the loop's thread is, so a hang leaves evidence in the log.
+            stalled = loop.stalled_for() > STALL_REPORT_S
+            if stalled and loop.name not in self._stall_reported:
+                log.warning("batch_loop_stalled", loop=loop.name, seconds=round(loop.stalled_for()),
+                            stack=loop.where()[-8:])
+                self._stall_reported.add(loop.name)
+            elif not stalled:
+                self._stall_reported.discard(loop.name)
 
     @mode.Service.timer(1.0)
     async def _watch_model(self) -> None:

@@ -175,6 +175,7 @@ class BatchLoop:
         self._next_check = 0.0
         self._commit_refused = False  # set by on_commit when the broker refused one; see _retry_refused_commit
         self._membership = Membership(GroupState.JOINING)  # set by the rebalance callbacks only
+        self._last_turn = time.monotonic()  # when the loop last began a turn; see stalled_for
         self.crashed: BaseException | None = None
 
     def start(self) -> None:
@@ -187,6 +188,20 @@ class BatchLoop:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
+    def stalled_for(self) -> float:
+        """Seconds since the loop began its current turn. A turn waits at most seconds when all is well; an
+        outage can hold one longer (a transaction redone until the broker answers), and so can a hang."""
+        return time.monotonic() - self._last_turn
+
+    def where(self) -> list[str]:
+        """The loop thread's Python stack, innermost last, as "file:line function" (names only, no values)."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        stack = []
+        while frame is not None:
+            stack.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            frame = frame.f_back
+        return stack[::-1]
+
     @property
     def membership(self) -> Membership:
         """Where the consumer stands in its group: joining, assigned (possibly nothing), revoked, stopped."""
@@ -197,6 +212,7 @@ class BatchLoop:
         try:
             self._subscribe(consumer)
             while not self._stopping.is_set():
+                self._last_turn = time.monotonic()
                 self._step(consumer)
             self._drain(consumer)
         except:  # not BaseException: confluent-kafka raises KafkaError, outside that hierarchy

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
@@ -491,3 +492,30 @@ class TestATransactionalInputTopic:
         finally:
             loop.stop(timeout_s=5)
         assert holder[0].broker_committed.get(0) == 6, "the group stays behind the marker: its lag never reads 0"
+
+
+class TestStallEvidence:
+    def test_a_turn_that_hangs_is_measured_and_shows_where_the_thread_waits(self) -> None:
+        release = threading.Event()
+
+        def handler_that_hangs(batch: Sequence[Message]) -> None:
+            release.wait(10)
+
+        holder: list[FakeConsumer] = []
+
+        def factory(config: dict[str, Any]) -> Any:
+            holder.append(FakeConsumer(config, records=5, refuse=0))
+            return holder[0]
+
+        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler_that_hangs, max_batch=10, max_wait_s=0.0,
+                         consumer_factory=factory)
+        loop.start()
+        try:
+            time.sleep(0.5)
+            assert loop.stalled_for() >= 0.4
+            assert any("handler_that_hangs" in frame for frame in loop.where()), loop.where()
+        finally:
+            release.set()
+            time.sleep(0.2)
+            assert loop.stalled_for() < 0.4, "the loop turns again once the handler returns"
+            loop.stop(timeout_s=5)
