@@ -11,11 +11,14 @@ the same records, i.e. the decisions already made with the model that made them,
 with the same offsets. One whose offsets the group refuses (this member was fenced by a rebalance) is
 dropped; the partitions' owner re-reads them from the committed offsets, and partitions this member still
 owns are fetched again from there. A producer left unusable (fenced, or its transaction timed out on the
-broker) is replaced.
+broker) is replaced, and so is one whose call does not come back: librdkafka can block
+send_offsets_to_transaction() past its timeout when the group coordinator is gone (librdkafka #5456 and
+#5511, open; seen here when a 3-node cluster lost the coordinator's broker).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from streamer.runtime.publisher import TOO_LARGE, OutboundRecord, TooLarge
 log = get_logger(__name__)
 
 TXN_TIMEOUT_S = 30.0  # for each transactional call; librdkafka retries inside it
+HUNG_CALL_GRACE_S = 5.0  # past its own timeout, a transactional call is given up on and its producer replaced
 MAX_BATCHES_PER_TXN = 50
 # A producer whose transactions fail this many times in a row is replaced: a broker that lost its state (a
 # Tansu restart) may refuse every transaction of a producer id it no longer knows, abortable or not.
@@ -75,17 +79,46 @@ class TransactionalProducer:
     def __init__(self, config: dict[str, Any], factory: Callable[[dict[str, Any]], Producer] = Producer) -> None:
         self._config = config
         self._factory = factory
+        self._hung: list[Producer] = []  # producers a call never came back from: kept, never used or destroyed
         self.producer = self._new()
         self._delivered_ends: dict[tuple[str, int], int] = {}
 
     def _new(self) -> Producer:
-        producer = self._factory(self._config)
-        producer.init_transactions(TXN_TIMEOUT_S)  # also aborts what an earlier producer with this id left open
-        return producer
+        self.producer = self._factory(self._config)
+        self.call("init_transactions")  # also aborts what an earlier producer with this id left open
+        return self.producer
+
+    def call(self, name: str, *args: Any) -> None:
+        """A transactional API call (init, send offsets, commit, abort) of the producer, given TXN_TIMEOUT_S.
+
+        It runs on a thread of its own, and is given up on HUNG_CALL_GRACE_S after its timeout: the producer
+        is then left to its call (librdkafka forbids a second transactional call meanwhile, and destroying it
+        mid-call would crash) and the error raised is fatal, so the caller replaces it. A new producer with
+        this transactional id fences the old one and aborts its transaction."""
+        producer = self.producer
+        method = getattr(producer, name)
+        raised: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                method(*args, TXN_TIMEOUT_S)
+            except BaseException as exc:  # handed to the caller's thread
+                raised.append(exc)
+
+        thread = threading.Thread(target=run, name=f"txn-{name}", daemon=True)
+        thread.start()
+        thread.join(TXN_TIMEOUT_S + HUNG_CALL_GRACE_S)
+        if thread.is_alive():
+            self._hung.append(producer)
+            log.error("transactional_call_hung", call=name, seconds=TXN_TIMEOUT_S + HUNG_CALL_GRACE_S)
+            raise KafkaException(KafkaError(
+                KafkaError._TIMED_OUT, f"{name} did not return within its timeout; producer replaced", fatal=True))
+        if raised:
+            raise raised[0]
 
     def renew(self) -> None:
         log.warning("transactional_producer_renewed")
-        self.producer = self._new()
+        self._new()
 
     def delivered_ends(self) -> dict[tuple[str, int], int]:
         """Per (topic, partition): one past the highest offset the broker acknowledged (Tansu's lag metric)."""
@@ -298,10 +331,10 @@ class TransactionalLoop(BatchLoop):
             return KafkaError(KafkaError._FAIL, "a record of the transaction was not produced", txn_requires_abort=True)
         offsets = [TopicPartition(t, p, o) for (t, p), o in txn.offsets().items()]
         try:
-            output.producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
+            output.call("send_offsets_to_transaction", offsets, consumer.consumer_group_metadata())
             while True:
                 try:
-                    output.producer.commit_transaction(TXN_TIMEOUT_S)
+                    output.call("commit_transaction")
                     return None
                 except KafkaException as exc:
                     error = _error_of(exc)
@@ -316,7 +349,7 @@ class TransactionalLoop(BatchLoop):
         output = self._producer()
         if not renew and not error.fatal() and error.txn_requires_abort():
             try:
-                output.producer.abort_transaction(TXN_TIMEOUT_S)
+                output.call("abort_transaction")
                 return
             except KafkaException as exc:
                 log.warning("transaction_abort_failed", loop=self.name, error=repr(exc))

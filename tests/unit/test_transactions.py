@@ -11,13 +11,16 @@ The real broker's side (fencing, read_committed) is tested in tests/faults/test_
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from streamer import metrics
+from streamer.runtime import transactions
 from streamer.runtime.publisher import OutboundRecord
 from streamer.runtime.transactions import Decided, TransactionalLoop
 from tests.unit.test_batch_loop_commits import TOPIC, FakeMessage
@@ -82,9 +85,12 @@ class FakeTransactionalProducer:
         self._offsets: list[TopicPartition] = []
         self._reports: list[tuple[Callable[..., None], KafkaError | None]] = []
         self._delivery_failed = False
+        self.hang: threading.Event | None = None  # set by the call that hangs
+        self.release = threading.Event()
+        self.inits = 0
 
     def init_transactions(self, timeout: float) -> None:
-        return None
+        self.inits += 1
 
     def begin_transaction(self) -> None:
         assert self._open is None, "a transaction is already open"
@@ -104,6 +110,9 @@ class FakeTransactionalProducer:
         return len(reports)
 
     def send_offsets_to_transaction(self, offsets: list[TopicPartition], metadata: object, timeout: float) -> None:
+        if self.hang is not None and not self.hang.is_set():
+            self.hang.set()  # the first producer's call, and only it, never returns (librdkafka #5456)
+            self.release.wait()
         self._offsets = offsets
 
     def commit_transaction(self, timeout: float) -> None:
@@ -125,15 +134,19 @@ class FakeTransactionalProducer:
 
 
 def _run(failures: list[KafkaError], decide: Callable[[Sequence[Message]], Decided],
-         too_large: int = 1_000) -> tuple[list[bytes], dict[int, int]]:
+         too_large: int = 1_000, hang: threading.Event | None = None,
+         producers: list[FakeTransactionalProducer] | None = None) -> tuple[list[bytes], dict[int, int]]:
     log: list[bytes] = []
     committed: dict[int, int] = {}
+    made = producers if producers is not None else []
 
     def consumer(config: dict[str, Any]) -> Any:
         return FakeConsumer(config, committed)
 
     def producer(config: dict[str, Any]) -> Any:
-        return FakeTransactionalProducer(log, committed, failures, too_large)
+        made.append(FakeTransactionalProducer(log, committed, failures, too_large))
+        made[-1].hang = hang
+        return made[-1]
 
     loop = TransactionalLoop(
         "test", {"group.id": "g"}, {}, [TOPIC], decide, max_batch=7, max_wait_s=0.0, commit_interval_s=0.01,
@@ -201,4 +214,23 @@ class TestTransactions:
 
         log, committed = _run([], decide)
         assert log.count(b"cut-down") == 1 and len(log) == RECORDS
+        assert committed == {0: RECORDS}
+
+    def test_a_producer_whose_call_never_returns_is_replaced_and_the_transaction_redone(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # librdkafka #5456/#5511: send_offsets_to_transaction() can block past its timeout when the group
+        # coordinator's broker is gone. Seen here on a 3-node cluster; the scorer then stopped for minutes.
+        monkeypatch.setattr(transactions, "TXN_TIMEOUT_S", 0.2)
+        monkeypatch.setattr(transactions, "HUNG_CALL_GRACE_S", 0.1)
+        hang = threading.Event()
+        producers: list[FakeTransactionalProducer] = []
+        try:
+            log, committed = _run([], Decisions(), hang=hang, producers=producers)
+        finally:
+            for p in producers:
+                p.release.set()
+        assert hang.is_set(), "the fake never hung: the test proved nothing"
+        assert len(producers) >= 2 and producers[-1].inits == 1, "the hung producer was not replaced"
+        assert _offsets(log) == list(range(RECORDS)), "a record lost or doubled around the hung call"
         assert committed == {0: RECORDS}
