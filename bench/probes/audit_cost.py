@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from streamer.audit.migrations import migrate
 from streamer.audit.sink import AuditSink, DecisionEvent
 from streamer.core.decisions import DecisionEncoder
@@ -51,9 +53,25 @@ def _backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 10 ms
 
 
-def _measure(sink: AuditSink, name: str, work: list[list[DecisionEvent]]) -> str:
+def _wal_bytes(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _stored_bytes(url: str) -> int:
+    """The audit table's partitions and the ledger, with their indexes and TOAST."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+            " WHERE c.relkind = 'r' AND (c.relname LIKE 'decision_audit%')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _measure(sink: AuditSink, url: str, name: str, work: list[list[DecisionEvent]]) -> str:
     pid = sink.backend_pid()
     rows, events, python_s = 0, 0, 0.0
+    wal, stored = _wal_bytes(url), _stored_bytes(url)
     cpu, started = _backend_cpu_s(pid), time.perf_counter()
     for batch in work:
         offsets = {("loan-decisions", p): batch[0].offset + p for p in range(4)}  # as the stage passes them
@@ -62,9 +80,11 @@ def _measure(sink: AuditSink, name: str, work: list[list[DecisionEvent]]) -> str
         python_s += time.thread_time() - python_started
         events += len(batch)
     wall, backend = time.perf_counter() - started, _backend_cpu_s(pid) - cpu
+    wal, stored = _wal_bytes(url) - wal, _stored_bytes(url) - stored
     return (f"{name}: {events:,} events, {rows:,} rows inserted, Postgres backend {1e6 * backend / events:.1f} µs/row, "
             f"worker thread (parse, check, COPY, waiting excluded) {1e6 * python_s / events:.1f} µs/row, "
-            f"wall {1e6 * wall / events:.1f} µs/row")
+            f"wall {1e6 * wall / events:.1f} µs/row, WAL {wal / events:,.0f} B/row, "
+            f"stored (tables, indexes) {stored / events:,.0f} B/row")
 
 
 def main(batches: int) -> None:
@@ -76,10 +96,9 @@ def main(batches: int) -> None:
             try:
                 for round_ in (1, 2):
                     work = _decisions(batches)  # fresh ids each round
-                    print(f"round {round_} {_measure(sink, 'new ids: binary COPY into ledger and table', work)}",
-                          flush=True)
-                    print(f"round {round_} {_measure(sink, 'ids already audited: staging + ON CONFLICT', work)}",
-                          flush=True)
+                    for name in ("new ids: binary COPY into ledger and table",
+                                 "ids already audited: staging + ON CONFLICT"):
+                        print(f"round {round_} {_measure(sink, postgres.url, name, work)}", flush=True)
             finally:
                 sink.close()
         finally:
