@@ -1,4 +1,4 @@
-"""The subcommands that talk to Postgres only: `streamer migrate | audit-partitions`.
+"""The subcommands that talk to Postgres only: `streamer migrate | audit-partitions | audit-restore`.
 
 Plain click, with no Faust app behind them: building one builds its Kafka credentials, which read the CA
 bundle of STREAMER_SSL_CA_LOCATION, and the migrate Job and the partitions CronJob have no business with
@@ -8,13 +8,15 @@ Faust and the Kafka clients out of this module.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from streamer.audit import health, partitions
+from streamer.audit import health, partitions, restore
 from streamer.audit.migrations import migrate as apply_migrations
 from streamer.config import Settings
 
-__all__ = ["COMMANDS", "audit_partitions", "database_cli", "migrate"]
+__all__ = ["COMMANDS", "audit_partitions", "audit_restore", "database_cli", "migrate"]
 
 
 @click.command()
@@ -42,5 +44,16 @@ def audit_partitions(months_ahead: int, retention_months: int, apply_retention: 
     print(f"{verb}: {', '.join(plan.expired) or 'none'}; keeping months from {plan.cutoff}")
 
 
-COMMANDS: dict[str, click.Command] = {"migrate": migrate, "audit-partitions": audit_partitions}
+@click.command("audit-restore")
+@click.argument("dump", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pg-restore", default="pg_restore", show_default=True, help="The pg_restore program to run.")
+def audit_restore(dump: Path, pg_restore: str) -> None:
+    """Restore the audit database from DUMP (pg_dump --format=custom), as the owner, with the workers stopped."""
+    kept = restore.restore(Settings().database_url.get_secret_value(), dump, pg_restore)
+    print(f"restored; the database before the restore is kept as {kept}")
+
+
+COMMANDS: dict[str, click.Command] = {
+    "migrate": migrate, "audit-partitions": audit_partitions, "audit-restore": audit_restore,
+}
 database_cli = click.Group("streamer", commands=COMMANDS, help="The commands that talk to Postgres only.")
