@@ -45,6 +45,10 @@ from streamer.runtime.offsets import BatchSpan, OffsetBook, first_offsets
 log = get_logger(__name__)
 
 IDLE_POLL_S = 0.5
+# Revoked for this long without a new assignment, the consumer is replaced (see BatchLoop._rejoin_stuck).
+# A rebalance that waits for slow members can take longer (up to max.poll.interval.ms): the replacement
+# then only joins again, which that rebalance takes in.
+REJOIN_TIMEOUT_S = 60.0
 BUSY_POLL_S = 0.002  # while batches are in flight: look for new records, then check acknowledgements
 DRAIN_TIMEOUT_S = 60.0
 COMMITTED_TIMEOUT_S = 10.0
@@ -213,6 +217,9 @@ class BatchLoop:
             self._subscribe(consumer)
             while not self._stopping.is_set():
                 self._last_turn = time.monotonic()
+                if self._rejoin_stuck():
+                    consumer = self._new_consumer(consumer)
+                    continue
                 self._step(consumer)
             self._drain(consumer)
         except:  # not BaseException: confluent-kafka raises KafkaError, outside that hierarchy
@@ -221,6 +228,26 @@ class BatchLoop:
             raise
         finally:
             self._close(consumer)
+
+    def _rejoin_stuck(self) -> bool:
+        """Revoked and not assigned again for REJOIN_TIMEOUT_S. librdkafka's group state machine was seen
+        to stay out of its group for good when the coordinator unloaded the group mid-SyncGroup (a broker
+        fenced after a freeze: the member's join was lost, and it never joined again)."""
+        membership = self._membership
+        return membership.state is GroupState.REVOKED and time.monotonic() - membership.since > REJOIN_TIMEOUT_S
+
+    def _new_consumer(self, stuck: Consumer) -> Consumer:
+        """Replace a consumer stuck out of its group: it owns nothing (revoked), so nothing is lost."""
+        log.warning("consumer_replaced", loop=self.name, reason="not assigned again after a revoke",
+                    revoked_for_s=round(time.monotonic() - self._membership.since))
+        try:
+            stuck.close()
+        except Exception as exc:  # its group state is what is broken; the new consumer joins afresh
+            log.warning("stuck_consumer_close_failed", loop=self.name, error=repr(exc))
+        self._membership = Membership(GroupState.JOINING)
+        consumer = self._consumer_factory({**self._config, "on_commit": self._on_commit})
+        BatchLoop._subscribe(self, consumer)  # the consumer only: a transactional loop keeps its producer
+        return consumer
 
     def _subscribe(self, consumer: Consumer) -> None:
         consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)

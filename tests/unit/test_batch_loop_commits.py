@@ -519,3 +519,68 @@ class TestStallEvidence:
             time.sleep(0.2)
             assert loop.stalled_for() < 0.4, "the loop turns again once the handler returns"
             loop.stop(timeout_s=5)
+
+
+class StuckAfterRevoke(FakeConsumer):
+    """Revoked after `revoke_after` records and never assigned again: what librdkafka did when the group
+    coordinator unloaded the group while this member's SyncGroup was in flight (fresh17's make test)."""
+
+    def __init__(self, config: dict[str, Any], records: int, revoke_after: int) -> None:
+        super().__init__(config, records=records, refuse=0)
+        self._revoke_after, self._handed, self._revoked = revoke_after, 0, False
+        self._on_revoke: Callable[[Any, list[TopicPartition]], None] | None = None
+
+    def subscribe(self, topics: Sequence[str], on_assign: Any = None, on_revoke: Any = None) -> None:
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        if self._revoked or self._handed >= self._revoke_after:
+            if not self._revoked and self._on_revoke is not None:
+                self._revoked = True
+                self._on_revoke(self, [TopicPartition(TOPIC, 0)])
+            self._serve_callbacks()
+            time.sleep(min(timeout, 0.01))
+            return None
+        message = super().poll(timeout)
+        self._handed += message is not None
+        return message
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        return []
+
+
+class TestStuckOutOfTheGroup:
+    def test_a_consumer_never_assigned_again_after_a_revoke_is_replaced_and_the_rest_is_read_once(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(batch_loop, "REJOIN_TIMEOUT_S", 0.3)
+        records = 20
+        committed: dict[int, int] = {}
+        seen: list[int] = []
+        consumers: list[FakeConsumer] = []
+
+        def factory(config: dict[str, Any]) -> Any:
+            if consumers:  # the replacement: assigned, and reads on from the committed offset
+                consumer = FakeConsumer(config, records=records, refuse=0)
+                consumer._pending = [m for m in consumer._pending if m.offset() >= committed.get(0, 0)]
+            else:
+                consumer = StuckAfterRevoke(config, records=records, revoke_after=5)
+            consumer.broker_committed = committed
+            consumers.append(consumer)
+            return consumer
+
+        def handler(batch: Sequence[Message]) -> None:
+            seen.extend(m.offset() or 0 for m in batch)
+
+        loop = BatchLoop("test", {"group.id": "g"}, [TOPIC], handler, max_batch=1, max_wait_s=0.0,
+                         consumer_factory=factory)
+        loop.start()
+        try:
+            deadline = time.monotonic() + 10
+            while committed.get(0) != records and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            loop.stop(timeout_s=5)
+        assert len(consumers) == 2, "the consumer stuck out of its group was not replaced"
+        assert seen == list(range(records)), "a record lost or read twice across the replacement"
+        assert committed == {0: records}
