@@ -160,7 +160,8 @@ class BatchLoop:
         self._next_position_check = 0.0
         self._consumer_factory = consumer_factory  # tests pass a fake that models librdkafka
         self._last_commit = 0.0
-        self._commit_due = False  # offsets marked since the last commit, to be committed within the interval
+        # Offsets marked since the last commit, or a commit the broker refused: committed within the interval.
+        self._commit_due = False
         self._in_flight: deque[InFlight] = deque()
         self._stopping = threading.Event()
         self._revoked = threading.Event()
@@ -177,7 +178,6 @@ class BatchLoop:
         self._progress: dict[tuple[str, int], tuple[int, float]] = {}  # last offset marked, and when
         self._acknowledged: dict[tuple[str, int], int] = {}  # commits the broker confirmed
         self._next_check = 0.0
-        self._commit_refused = False  # set by on_commit when the broker refused one; see _retry_refused_commit
         self._membership = Membership(GroupState.JOINING)  # set by the rebalance callbacks only
         self._last_turn = time.monotonic()  # when the loop last began a turn; see stalled_for
         self.crashed: BaseException | None = None
@@ -256,7 +256,6 @@ class BatchLoop:
         """One turn of the loop: settle what finished, then hand over the next batch if there is room."""
         self._settle(consumer)
         self._commit_when_due(consumer)
-        self._retry_refused_commit(consumer)
         self._check_positions(consumer)
         self._commit_idle_positions(consumer)
         if len(self._in_flight) >= self._max_in_flight:
@@ -546,20 +545,12 @@ class BatchLoop:
             # librdkafka does not retry a failed commit, and an idle loop would commit nothing newer: a commit
             # sent just before a rebalance (ILLEGAL_GENERATION on Apache Kafka) would leave the group behind.
             log.warning("commit_failed", loop=self.name, error=str(error))
-            self._commit_refused = True
+            self._commit_due = True  # sent again within the commit interval (_commit_when_due)
             return
         for tp in partitions:
             if tp.error is None and tp.offset >= 0:
                 key = (tp.topic, tp.partition)
                 self._acknowledged[key] = max(self._acknowledged.get(key, -1), tp.offset)
-
-    def _retry_refused_commit(self, consumer: Consumer) -> None:
-        """Send the offsets again after the broker refused a commit, at most once per commit interval."""
-        now = time.monotonic()
-        if self._commit_refused and now - self._last_commit >= self._commit_interval_s:
-            self._commit_refused = False
-            self._commit(consumer, asynchronous=True)
-            self._last_commit = now
 
     def _commit(self, consumer: Consumer, asynchronous: bool) -> None:
         # Only partitions this member owns: the coordinator would take any, over their new owner's offsets.
