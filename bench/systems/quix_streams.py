@@ -4,7 +4,7 @@ A `quixstreams.Application` and a StreamingDataFrame: per message, validate with
 the same policy; decisions and dead letters go out with `to_topic`, the audit rows through Quix's own
 `PostgreSQLSink` into the same `decision_audit` table. Quix's defaults otherwise: at-least-once
 (`processing_guarantee`), a checkpoint every 5 s, at which the sink writes its batch.
-Runs in its own venv (bench/requirements-quix.txt; see Makefile), where `-m` from the repo's root puts
+Runs in its own venv (requirements/quix.txt; see Makefile), where `-m` from the repo's root puts
 `schemas` and `streamer` on the path without installing them.
 Run: .venv/quix/bin/python -m bench.systems.quix_streams
 """

@@ -35,7 +35,7 @@ def checkov() -> str:
                       shutil.which("checkov")):
         if candidate and Path(candidate).exists():
             return candidate
-    pytest.skip("checkov is not installed: `make test` puts it in .venv/checkov (deploy/requirements-checkov.txt)")
+    pytest.skip("checkov is not installed: `make test` puts it in .venv/checkov (requirements/checkov.txt)")
 
 
 def scan(docs: list[Doc]) -> dict[str, Any]:

@@ -99,9 +99,15 @@ class TestImageShape:
         assert base.startswith("python:3.11") and "slim" in base
         assert BUILDER[0].args.endswith("AS builder") and RUNTIME[0].args.startswith("${PYTHON_IMAGE}")
 
-    def test_the_builder_installs_the_project_wheel_without_the_training_or_local_extra(self) -> None:
-        runs = " ".join(i.args for i in BUILDER if i.keyword == "RUN")
-        assert "pip wheel" in runs and "/wheels/streamer-*.whl" in runs
+    def test_the_base_image_is_pinned_by_digest(self) -> None:
+        base = dict(re.findall(r"^ARG (\w+)=(\S+)", TEXT, re.MULTILINE))["PYTHON_IMAGE"]
+        assert re.fullmatch(r"python:3\.11-slim-\w+@sha256:[0-9a-f]{64}", base), base
+
+    def test_the_builder_installs_the_venv_with_the_script_the_tests_run(self) -> None:
+        """tests/deploy/test_image_venv.py builds the venv with deploy/build-venv.sh; the image must use it too."""
+        runs = [i.args for i in BUILDER if i.keyword == "RUN"]
+        assert runs == ["sh deploy/build-venv.sh /opt/venv"]
+        assert env_of(BUILDER)["PIP_NO_CACHE_DIR"] == "1"
         assert not re.search(r"\[[\w,]*(training|local|dev)[\w,]*\]", TEXT)
 
     def test_the_runtime_stage_installs_no_packages_or_compilers(self) -> None:
@@ -154,7 +160,8 @@ class TestBuildContext:
             if i.keyword == "COPY" and not i.args.startswith("--from") for source in i.args.split()[:-1]
         }
         assert copied <= allowed, copied - allowed
-        assert allowed <= {"pyproject.toml", "README.md", "streamer", "schemas", "training", "onnx_models"}
+        assert allowed <= {"pyproject.toml", "README.md", "streamer", "schemas", "training", "onnx_models",
+                           "requirements/build.txt", "requirements/runtime.txt", "deploy/build-venv.sh"}
 
 
 TRAINING_ONLY = {"sklearn", "skl2onnx", "pandas", "training", "matplotlib"}
