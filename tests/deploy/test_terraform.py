@@ -443,11 +443,13 @@ PLANTED = [
 ]
 
 
-class TestCheckov:
-    @pytest.fixture(scope="class")
-    def report(self) -> dict[str, Any]:
-        return scan(TERRAFORM_DIR)
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    """checkov's report on deploy/terraform, scanned once."""
+    return scan(TERRAFORM_DIR)
 
+
+class TestCheckov:
     def test_no_policy_fails(self, report: dict[str, Any]) -> None:
         """checkov with the project's policies finds nothing, and skips nothing."""
         results = report["results"]
