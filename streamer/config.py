@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamer.core.cloud_events import default_source
 from streamer.logging import url_secrets
 
 BrokerProfile = Literal["kafka", "tansu"]
@@ -44,6 +45,18 @@ class Settings(BaseSettings):
     input_topic: str = Field("loan-applications", description="Topic of LoanApplication events.")
     decision_topic: str = Field("loan-decisions", description="Topic of Decision events.")
     dlq_topic: str = Field("loan-applications-dlq", description="Dead-letter topic for invalid events.")
+    event_source: str | None = Field(
+        None, min_length=1, pattern=r"^\S+$",
+        description="The CloudEvents `source` (a URI-reference) in the `ce_source` header of decisions and dead "
+        "letters. Unset: `urn:streamer:<app_id>`.",
+    )
+    otel_enabled: bool = Field(
+        False,
+        description="One OpenTelemetry span per scoring batch, linked to the trace contexts (`traceparent`) of its "
+        "records, sent over OTLP/HTTP to the exporter the standard `OTEL_EXPORTER_OTLP_*` variables name (default "
+        "http://localhost:4318). Needs the `otel` extra; without it the worker refuses to start. Off: "
+        "OpenTelemetry is not even imported.",
+    )
 
     broker_profile: BrokerProfile = Field(
         "kafka",
@@ -183,6 +196,9 @@ class Settings(BaseSettings):
         if profile not in ("kafka", "tansu"):
             return data  # the field's own validation says what is wrong
         return {**{name: by_profile[profile] for name, by_profile in PROFILE_DEFAULTS.items()}, **data}
+
+    def cloud_event_source(self) -> str:
+        return self.event_source or default_source(self.app_id)
 
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import mode
@@ -32,7 +33,7 @@ from streamer.runtime.topics import ensure_topics, missing_topics
 from streamer.runtime.transactions import TransactionalLoop
 from streamer.stages.audit import AuditStage
 from streamer.stages.dead_letters import refused_as_too_large
-from streamer.stages.scoring import ScoringStage, ScoringTopics
+from streamer.stages.scoring import BatchTracer, ScoringStage, ScoringTopics
 
 log = get_logger(__name__)
 
@@ -67,6 +68,7 @@ class PipelineService(mode.Service):
         self._decisions_publisher: Publisher | None = None
         self._audit_lag: CommittedLag | None = None
         self._audit_stage: AuditStage | None = None
+        self._tracer_shutdown: Callable[[], object] | None = None
 
     async def on_start(self) -> None:
         s = self.settings
@@ -74,10 +76,11 @@ class PipelineService(mode.Service):
         # 5 ms switch interval a loop waking from I/O waits up to 5 ms per hand-over, several times a batch
         # (README, "Kafka settings that matter", has the measurements).
         sys.setswitchinterval(s.gil_switch_interval_s)
+        tracer = self._batch_tracer()  # first: a worker that cannot trace as asked stops before it consumes
         await asyncio.to_thread(self._check_topics)
         self.model = await asyncio.to_thread(load_champion, s)
         self.watcher = ModelWatcher(s.model_dir, self.model)
-        self.loops = [self._scoring_loop(self.model), self._audit_loop()]
+        self.loops = [self._scoring_loop(self.model, tracer), self._audit_loop()]
         for loop in self.loops:
             loop.start()
         # Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too.
@@ -93,6 +96,8 @@ class PipelineService(mode.Service):
             await asyncio.to_thread(self._audit_stage.close)
         if self._audit_lag is not None:
             self._audit_lag.close()
+        if self._tracer_shutdown is not None:
+            await asyncio.to_thread(self._tracer_shutdown)  # exports the spans still queued
 
     def readiness(self) -> Readiness:
         """Model loaded, both loops alive and assigned (streamer/app/readiness.py); Postgres only reported."""
@@ -181,14 +186,26 @@ class PipelineService(mode.Service):
         if self.watcher is not None:
             await asyncio.to_thread(self.watcher.check)
 
-    def _scoring_loop(self, model: ModelSlot) -> BatchLoop:
+    def _batch_tracer(self) -> BatchTracer | None:
+        """Spans of the scoring batches, if asked for; off, OpenTelemetry is not imported at all."""
+        if not self.settings.otel_enabled:
+            return None
+        from streamer.tracing import batch_tracer  # noqa: PLC0415 (the otel extra: only when tracing is on)
+
+        tracer, provider = batch_tracer(self.settings)
+        self._tracer_shutdown = provider.shutdown
+        log.info("tracing_enabled", exporter="otlp")
+        return tracer
+
+    def _scoring_loop(self, model: ModelSlot, tracer: BatchTracer | None = None) -> BatchLoop:
         s = self.settings
         topics = ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic)
+        source = s.cloud_event_source()
         if s.processing_guarantee == "exactly_once":
             if s.broker_profile == "tansu":
                 log.warning("read_committed_unsupported", broker="tansu",
                             detail="Tansu shows aborted transactions to read_committed consumers")
-            stage = ScoringStage(model, DecisionPolicy(), None, topics, s.max_event_bytes)
+            stage = ScoringStage(model, DecisionPolicy(), None, topics, s.max_event_bytes, source, tracer)
             return TransactionalLoop(
                 "scorer", consumer_config(s, s.scorer_group()), transactional_producer_config(s), [s.input_topic],
                 stage.decide, max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
@@ -197,7 +214,8 @@ class PipelineService(mode.Service):
                 check_positions=s.broker_profile == "tansu",
             )
         self._decisions_publisher = Publisher(producer_config(s), too_large=refused_as_too_large)
-        stage = ScoringStage(model, DecisionPolicy(), self._decisions_publisher, topics, s.max_event_bytes)
+        stage = ScoringStage(model, DecisionPolicy(), self._decisions_publisher, topics, s.max_event_bytes, source,
+                             tracer)
         return BatchLoop(
             "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], stage,
             max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
@@ -210,7 +228,7 @@ class PipelineService(mode.Service):
         url, group = s.database_url.get_secret_value(), s.audit_group()
         stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s, consumer_group=group),
                            Publisher(producer_config(s), too_large=refused_as_too_large), s.dlq_topic,
-                           s.audit_writers)
+                           s.audit_writers, event_source=s.cloud_event_source())
         self._audit_stage = stage
         # The audit never skips decisions the broker no longer has (README, "Running in production"): a
         # committed offset out of range stops its partition, logged and counted. Not on Tansu, which loses its

@@ -39,6 +39,8 @@ class EncodedDecision(NamedTuple):
     outcome: Outcome
     latency_ms: float
     value: bytes  # Decision v1 as JSON
+    decided_at: str  # as in `value`, RFC 3339 (the CloudEvents ce_time)
+    row: int  # the application's index in the batch encoded
 
 
 class DecisionEncoder:
@@ -77,9 +79,9 @@ class DecisionEncoder:
         model, policy_version, all_reasons = self._model_json, self._policy.version, self._reasons
         decisions = []
         # Python lists, not numpy rows: this loop runs once per application.
-        for application, probability, outcome_index, row_reasons, received in zip(
+        for row, (application, probability, outcome_index, row_reasons, received) in enumerate(zip(
             applications, probabilities.tolist(), outcomes, reasons, received_ms, strict=True
-        ):
+        )):
             if math.isnan(probability):  # the model failed on this row
                 continue
             outcome = OUTCOMES[outcome_index]
@@ -99,7 +101,7 @@ class DecisionEncoder:
                 "latency_ms": latency,
             }
             decisions.append(
-                EncodedDecision(application_id, decision_id, outcome, latency, orjson.dumps(document))
+                EncodedDecision(application_id, decision_id, outcome, latency, orjson.dumps(document), decided_at, row)
             )
         return decisions
 

@@ -22,6 +22,9 @@ class OutboundRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]] | None = None
+    # A dead letter: one the broker refuses for its size may be replaced by a smaller one (`too_large`), so it
+    # needs a delivery callback of its own. Decisions carry headers too, and share one callback.
+    reducible: bool = False
 
 
 # A record refused for its size: by librdkafka at produce() (message.max.bytes counts key, value and
@@ -150,19 +153,18 @@ class Publisher:
         pending = PendingDelivery(self, records, on_success)
         on_delivery, produce = pending.on_delivery, self._producer.produce
         try:
-            for topic, key, value, headers in records:
-                # Records with headers (dead letters) get a callback of their own, to be replaced if refused for
-                # their size; decisions share one: this runs once per decision.
-                callback = on_delivery if not headers else pending.on_delivery_of(
-                    OutboundRecord(topic, key, value, headers))
+            for record in records:
+                topic, key, value, headers, reducible = record
+                # Dead letters get a callback of their own, to be replaced if refused for their size; decisions
+                # share one: this runs once per decision.
+                callback = pending.on_delivery_of(record) if reducible else on_delivery
                 try:  # the common case inline
                     produce(topic, value=value, key=key, headers=headers or None, on_delivery=callback)
                 except BufferError:
-                    self._produce(OutboundRecord(topic, key, value, headers), callback)
+                    self._produce(record, callback)
                 except KafkaException as exc:
                     error = exc.args[0] if exc.args else None
-                    if not (isinstance(error, KafkaError)
-                            and self.produce_instead(OutboundRecord(topic, key, value, headers), error, on_delivery)):
+                    if not (isinstance(error, KafkaError) and self.produce_instead(record, error, on_delivery)):
                         raise
         except KafkaException as exc:  # a fatal producer error surfaces here; the retry renews the producer
             if exc.args and isinstance(exc.args[0], KafkaError):
@@ -193,8 +195,8 @@ class Publisher:
         self._guarded(self._producer.flush, 10.0)
 
     def replaces(self, error: KafkaError) -> bool:
-        """True if a record with headers refused with `error` may be replaced: it was too large, and
-        `too_large` is set. A replacement refused in turn fails its batch."""
+        """True if a reducible record (a dead letter) refused with `error` may be replaced: it was too large,
+        and `too_large` is set. A replacement refused in turn fails its batch."""
         return self._too_large is not None and error.code() in TOO_LARGE
 
     def produce_instead(

@@ -127,11 +127,11 @@ class TransactionalProducer:
     def produce(self, txn: _Transaction, start: int, too_large: TooLarge | None) -> None:
         """Produce txn.records[start:] into the open transaction."""
         # Decisions share one callback (a closure per record cost ~3 % of the scorer's samples); only a dead
-        # letter (the records with headers) can be cut down if refused for its size, so only it needs its index.
+        # letter (a reducible record) can be cut down if refused for its size, so only it needs its index.
         shared = self._on_delivery(txn, None)
         for index in range(start, len(txn.records)):
             record = txn.records[index]
-            self._produce(record, self._on_delivery(txn, index) if record.headers else shared, too_large)
+            self._produce(record, self._on_delivery(txn, index) if record.reducible else shared, too_large)
 
     def _on_delivery(self, txn: _Transaction, index: int | None) -> Callable[[KafkaError | None, Message], None]:
         def delivered(error: KafkaError | None, message: Message) -> None:

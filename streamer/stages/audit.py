@@ -33,7 +33,7 @@ from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord, Publisher
 from streamer.stages.audit_offsets import Offsets, SafeOffsets
-from streamer.stages.dead_letters import dead_letter
+from streamer.stages.dead_letters import dead_letter, dead_letter_events
 
 log = get_logger(__name__)
 
@@ -68,14 +68,17 @@ class AuditWrite:
 
 class AuditStage:
     def __init__(
-        self, sink_factory: Callable[[], AuditSink], publisher: Publisher, dead_letter_topic: str, writers: int = 2
+        self, sink_factory: Callable[[], AuditSink], publisher: Publisher, dead_letter_topic: str, writers: int = 2,
+        *, event_source: str,
     ) -> None:
+        """`event_source`: the CloudEvents source of the dead letters (`Settings.event_source`)."""
         self._sink_factory = sink_factory
         self._sinks: list[AuditSink] = []
         self._local = threading.local()
         self._publisher = publisher
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
+        self._dead_letter_events = dead_letter_events(event_source)
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._offsets = SafeOffsets()
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
@@ -223,7 +226,7 @@ class AuditStage:
         return sink
 
     def _dead(self, message: Message, reason: str, detail: str) -> OutboundRecord:
-        return dead_letter(message, self._dead_letter_topic, reason, detail, "audit")
+        return dead_letter(message, self._dead_letter_topic, reason, detail, "audit", self._dead_letter_events)
 
 
 class _Work(NamedTuple):

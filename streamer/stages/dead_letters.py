@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Message
 
 from streamer import metrics
+from streamer.core.cloud_events import DEAD_LETTER_TYPE, OCTET_STREAM, EventHeaders, dead_letter_id
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord
 
@@ -31,27 +32,37 @@ _NOTES_BYTES = 512  # the most _NOTES take: names, two sha256s, three sizes, ove
 Header = tuple[str, str | bytes | None]
 
 
+def dead_letter_events(source: str) -> EventHeaders:
+    """The CloudEvents headers of a worker's dead letters (`source`: its `Settings.event_source`)."""
+    return EventHeaders(source, DEAD_LETTER_TYPE, OCTET_STREAM)
+
+
 def dead_letter(
-    message: Message, topic: str, reason: str, detail: str, stage: str, max_value_bytes: int = MAX_VALUE_BYTES,
-    max_record_bytes: int = MAX_RECORD_BYTES,
+    message: Message, topic: str, reason: str, detail: str, stage: str, events: EventHeaders,
+    max_value_bytes: int = MAX_VALUE_BYTES, max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> OutboundRecord:
-    """Key and value are the source record's bytes; original headers are kept, ours are prefixed `dlq.`.
+    """Key and value are the source record's bytes; original headers are kept, ours follow them: `dlq.*`,
+    then the dead letter's CloudEvents headers (`events`; a reader that takes a header's last value gets
+    ours, not those of a source record that was a CloudEvent itself).
 
     A value over `max_value_bytes`, or a record over `max_record_bytes`, is cut (`cut`), so that one giant
     record cannot block the topic.
     """
     timestamp_type, timestamp_ms = message.timestamp()
+    source_topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+    failed_at = datetime.now(UTC).isoformat()
     ours: list[Header] = [
         ("dlq.reason", reason.encode()),
         ("dlq.error", detail.encode()[:MAX_DETAIL_BYTES]),
         ("dlq.stage", stage.encode()),
-        ("dlq.source.topic", (message.topic() or "").encode()),
-        ("dlq.source.partition", str(message.partition()).encode()),
-        ("dlq.source.offset", str(message.offset()).encode()),
+        ("dlq.source.topic", source_topic.encode()),
+        ("dlq.source.partition", str(partition).encode()),
+        ("dlq.source.offset", str(offset).encode()),
         ("dlq.source.timestamp_ms", str(timestamp_ms if timestamp_type else "").encode()),
-        ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ("dlq.failed_at", failed_at.encode()),
+        *events.of(dead_letter_id(source_topic, partition or 0, offset or 0), failed_at, []),
     ]
-    record = OutboundRecord(topic, message.key(), message.value(), [*(message.headers() or []), *ours])
+    record = OutboundRecord(topic, message.key(), message.value(), [*(message.headers() or []), *ours], True)
     if len(record.value or b"") <= max_value_bytes and record_bytes(record) <= max_record_bytes:
         return record
     return cut(record, max_record_bytes, max_value_bytes)
@@ -88,7 +99,7 @@ def cut(record: OutboundRecord, max_record_bytes: int, max_value_bytes: int | No
     if notes:
         notes["dlq.truncated"] = b"true"
     ordered = [(name, notes[name]) for name in _NOTES if name in notes]
-    return OutboundRecord(record.topic, key, value, [*kept, *ours, *ordered])
+    return OutboundRecord(record.topic, key, value, [*kept, *ours, *ordered], True)
 
 
 def reduced(record: OutboundRecord) -> OutboundRecord | None:
@@ -132,7 +143,8 @@ def _headers_bytes(headers: list[Header]) -> int:
 
 
 def _parts(headers: list[Header]) -> tuple[list[Header], list[Header], dict[str, bytes]]:
-    """The copied headers, ours (from our `dlq.reason`, the last one, on) and the notes of an earlier cut."""
+    """The copied headers, ours (from our `dlq.reason`, the last one, on: `dlq.*` and `ce_*`) and the notes of
+    an earlier cut."""
     start = max((i for i, (name, _) in enumerate(headers) if name == "dlq.reason"), default=len(headers))
     ours = [h for h in headers[start:] if h[0] not in _NOTES]
     notes = {name: _raw(value) for name, value in headers[start:] if name in _NOTES}

@@ -11,20 +11,23 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from schemas.application_fast import Application
 from streamer import metrics
+from streamer.core.cloud_events import DECISION_TYPE, JSON, EventHeaders
 from streamer.core.decisions import DecisionEncoder, EncodedDecision
 from streamer.core.policy import DecisionPolicy
+from streamer.core.trace_context import trace_headers
 from streamer.core.validation import Rejection, parse_application
 from streamer.logging import get_logger
 from streamer.model.onnx_scorer import OnnxScorer
 from streamer.model.reload import ModelSlot
 from streamer.runtime.publisher import OutboundRecord, PendingDelivery, Publisher
 from streamer.runtime.transactions import Decided
-from streamer.stages.dead_letters import dead_letter
+from streamer.stages.dead_letters import dead_letter, dead_letter_events
 
 log = get_logger(__name__)
 
@@ -35,6 +38,13 @@ class ScoringTopics:
     dead_letters: str
 
 
+class BatchTracer(Protocol):
+    """Spans of the scoring batches (`streamer.tracing`, only with STREAMER_OTEL_ENABLED)."""
+
+    def batch_decided(self, batch: Sequence[Message], started_ns: int, decisions: int, dead_letters: int) -> None:
+        """One span per batch, from `started_ns` (time.time_ns) to now, linked to its records' trace contexts."""
+
+
 class ScoringStage:
     def __init__(
         self,
@@ -43,13 +53,19 @@ class ScoringStage:
         publisher: Publisher | None,
         topics: ScoringTopics,
         max_event_bytes: int,
+        event_source: str,
+        tracer: BatchTracer | None = None,
     ) -> None:
+        """`event_source`: the CloudEvents source of decisions and dead letters (`Settings.event_source`)."""
         self._model = model
         self._policy = policy
         self._publisher = publisher
         self._topics = topics
         self._max_event_bytes = max_event_bytes
         self._encoders: dict[int, DecisionEncoder] = {}
+        self._decision_events = EventHeaders(event_source, DECISION_TYPE, JSON)
+        self._dead_letter_events = dead_letter_events(event_source)
+        self._tracer = tracer
 
     def __call__(self, batch: Sequence[Message]) -> PendingDelivery:
         """at_least_once: score the batch and hand its decisions and dead letters to the producer; the
@@ -63,6 +79,7 @@ class ScoringStage:
         """The batch's decisions and dead letters, not yet published (exactly_once: the transactional loop
         publishes them in its transaction), and what to count once they are."""
         started = time.perf_counter()
+        started_ns = time.time_ns() if self._tracer is not None else 0
         valid: list[tuple[Message, Application]] = []
         rejected: list[tuple[Message, Rejection, str]] = []
         for message in batch:
@@ -72,18 +89,27 @@ class ScoringStage:
             else:
                 valid.append((message, parsed))
         scorer = self._model.current  # one model for the whole batch, even if a swap lands meanwhile
-        decisions, failed = self._decide(scorer, valid)
+        decided, failed = self._decide(scorer, valid)
         rejected.extend((m, r, "scoring") for m, r in failed)
-        outbound = [dead_letter(m, self._topics.dead_letters, r.reason, r.detail, stage) for m, r, stage in rejected]
+        events, topic = self._dead_letter_events, self._topics.dead_letters
+        outbound = [dead_letter(m, topic, r.reason, r.detail, stage, events) for m, r, stage in rejected]
+        topic, headers_of = self._topics.decisions, self._decision_events.of
+        # The application's trace context goes on with its decision (a record without headers costs ~50 ns).
         outbound.extend(
-            OutboundRecord(self._topics.decisions, d.application_id.encode(), d.value) for d in decisions
+            OutboundRecord(topic, d.application_id.encode(), d.value,
+                           headers_of(d.decision_id, d.decided_at, trace_headers(m.headers())))
+            for m, d in decided
         )
+        decisions = [d for _, d in decided]
         rejections = [r for _, r, _ in rejected]
+        if self._tracer is not None:
+            self._tracer.batch_decided(batch, started_ns, len(decisions), len(rejections))
         return Decided(outbound, lambda: self._count(batch, decisions, rejections, scorer, started))
 
     def _decide(
         self, scorer: OnnxScorer, valid: list[tuple[Message, Application]]
-    ) -> tuple[list[EncodedDecision], list[tuple[Message, Rejection]]]:
+    ) -> tuple[list[tuple[Message, EncodedDecision]], list[tuple[Message, Rejection]]]:
+        """Each decision with the record it decides, and the records the model gave no probability for."""
         if not valid:
             return [], []
         try:
@@ -96,18 +122,21 @@ class ScoringStage:
                     decisions.extend(self._score(scorer, [item]))
                 except Exception as row_exc:
                     log.warning("record_scoring_failed", error=repr(row_exc))
-        scored = {d.application_id for d in decisions}
+        scored = {id(m) for m, _ in decisions}
         failed = [(m, Rejection("scoring_error", "the model gave no probability for this application"))
-                  for m, a in valid if a.application_id not in scored]
+                  for m, _ in valid if id(m) not in scored]
         return decisions, failed
 
-    def _score(self, scorer: OnnxScorer, items: list[tuple[Message, Application]]) -> list[EncodedDecision]:
+    def _score(
+        self, scorer: OnnxScorer, items: list[tuple[Message, Application]]
+    ) -> list[tuple[Message, EncodedDecision]]:
         applications = [a for _, a in items]
         started = time.perf_counter()
         scores = scorer.score(applications)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         received = [_received_ms(m, a) for m, a in items]
-        return self._encoder(scorer).encode(applications, received, scores, datetime.now(UTC))
+        encoded = self._encoder(scorer).encode(applications, received, scores, datetime.now(UTC))
+        return [(items[d.row][0], d) for d in encoded]
 
     def _encoder(self, scorer: OnnxScorer) -> DecisionEncoder:
         encoder = self._encoders.get(id(scorer))

@@ -51,7 +51,8 @@ def decision_records(isolated: Isolated) -> list[Message]:
 def agent(isolated: Isolated) -> Iterator[AuditStage]:
     url = isolated.settings.database_url.get_secret_value()
     audit = AuditStage(lambda: AuditSink(url), Publisher(producer_config(isolated.settings)),
-                       isolated.settings.dlq_topic, writers=2)
+                       isolated.settings.dlq_topic, writers=2,
+                       event_source=isolated.settings.cloud_event_source())
     yield audit
     audit.close()
 
@@ -82,7 +83,7 @@ def test_a_batch_whose_connection_is_lost_fails_and_commits_or_dead_letters_noth
     batch = [*decisions[10:20], poison]
     last_id = json.loads(decisions[19].value() or b"{}")["decision_id"]
     publisher = Publisher(producer_config(s))
-    audit = AuditStage(lambda: AuditSink(url), publisher, s.dlq_topic, writers=1)
+    audit = AuditStage(lambda: AuditSink(url), publisher, s.dlq_topic, writers=1, event_source=s.cloud_event_source())
     try:
         first = audit(decisions[:10])
         assert first.wait(30) and first.failure() is None

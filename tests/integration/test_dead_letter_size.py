@@ -15,10 +15,11 @@ from streamer import metrics
 from streamer.local.tally import TopicReader
 from streamer.runtime.clients import common_config, producer_config
 from streamer.runtime.publisher import Publisher
-from streamer.stages.dead_letters import dead_letter, refused_as_too_large
+from streamer.stages.dead_letters import dead_letter, dead_letter_events, refused_as_too_large
 from tests.conftest import KAFKA_ONLY, Isolated
 from tests.integration.helpers import header_bytes
 
+EVENTS = dead_letter_events("urn:streamer:test")
 pytestmark = [pytest.mark.integration, KAFKA_ONLY]  # Tansu takes records of any size
 
 TOPIC_LIMIT = 20_000  # the dead-letter topic's max.message.bytes
@@ -36,8 +37,8 @@ def test_a_dead_letter_the_topic_refuses_for_its_size_is_published_cut_down(isol
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
                                   config={"max.message.bytes": str(TOPIC_LIMIT)})])[topic].result(timeout=30)
     big_value = b"v" * 100_000
-    big = dead_letter(_source(5, big_value), topic, "invalid_json", "EOF while parsing", "validation")
-    small = dead_letter(_source(6, b'{"broken'), topic, "invalid_json", "EOF while parsing", "validation")
+    big = dead_letter(_source(5, big_value), topic, "invalid_json", "EOF while parsing", "validation", EVENTS)
+    small = dead_letter(_source(6, b'{"broken'), topic, "invalid_json", "EOF while parsing", "validation", EVENTS)
     reduced_before = metrics.DEAD_LETTERS_REDUCED._value.get()
 
     publisher = Publisher(producer_config(s), too_large=refused_as_too_large)

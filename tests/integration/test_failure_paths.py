@@ -124,6 +124,7 @@ def _scoring_stage(isolated: Isolated, model: OnnxScorer, publisher: Publisher) 
     return ScoringStage(
         ModelSlot(model), DecisionPolicy(), publisher,
         ScoringTopics(decisions=s.decision_topic, dead_letters=s.dlq_topic), s.max_event_bytes,
+        s.cloud_event_source(),
     )
 
 

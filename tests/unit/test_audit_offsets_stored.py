@@ -59,7 +59,7 @@ def sink() -> _Sink:
 
 @pytest.fixture
 def stage(sink: _Sink) -> Iterator[AuditStage]:
-    audit = AuditStage(lambda: sink, _Publisher(), "dlq", writers=2)  # type: ignore[arg-type, return-value]
+    audit = AuditStage(lambda: sink, _Publisher(), "dlq", writers=2, event_source="urn:streamer:test")  # type: ignore[arg-type, return-value]
     yield audit
     audit.close()
 

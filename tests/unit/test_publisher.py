@@ -109,8 +109,10 @@ class _Recording:
         return getattr(self._producer, name)
 
 
-BIG = OutboundRecord("dlq", key=b"app-1", value=b"v" * 20_000, headers=[("dlq.reason", b"invalid_json")])
-SMALL = OutboundRecord("dlq", key=b"app-1", value=b"", headers=[("dlq.reason", b"invalid_json")])
+BIG = OutboundRecord("dlq", key=b"app-1", value=b"v" * 20_000, headers=[("dlq.reason", b"invalid_json")],
+                     reducible=True)
+SMALL = OutboundRecord("dlq", key=b"app-1", value=b"", headers=[("dlq.reason", b"invalid_json")],
+                       reducible=True)
 
 
 def _asking(asked: list[OutboundRecord]) -> Callable[[OutboundRecord], OutboundRecord]:

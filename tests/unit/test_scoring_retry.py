@@ -158,7 +158,8 @@ def test_a_batch_redone_after_a_promotion_publishes_the_decisions_it_made_byte_f
     publisher = Publisher(NOWHERE)
     producer = FailingFirstProducer(failures=5, on_failure=promote)
     publisher._producer = producer  # type: ignore[assignment]
-    stage = ScoringStage(slot, DecisionPolicy(), publisher, ScoringTopics("loan-decisions", "dlq"), 64_000)
+    stage = ScoringStage(slot, DecisionPolicy(), publisher, ScoringTopics("loan-decisions", "dlq"), 64_000,
+                         "urn:streamer:test")
     consumers: list[OneBatchConsumer] = []
 
     def consumer(config: dict[str, Any]) -> Any:

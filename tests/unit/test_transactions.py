@@ -209,7 +209,7 @@ class TestTransactions:
 
     def test_a_record_the_broker_refuses_as_too_large_is_sent_again_cut_down(self) -> None:
         def decide(batch: Sequence[Message]) -> Decided:
-            return Decided([OutboundRecord("dlq", None, b"x" * (5_000 if m.offset() == 3 else 10), [("h", b"1")])
+            return Decided([OutboundRecord("dlq", None, b"x" * (5_000 if m.offset() == 3 else 10), [("h", b"1")], True)
                             for m in batch])
 
         log, committed = _run([], decide)
