@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
 # The streamer worker image. Build: `docker build -t streamer:0.1.0 .`
 #
-# Two stages: `builder` installs the project's base dependencies from their lock with hashes
-# (requirements/runtime.txt; never the `training` extra: scikit-learn, skl2onnx and pandas are not needed to
-# serve), then the streamer wheel, into /opt/venv, by deploy/build-venv.sh (tests/deploy/test_image_venv.py
+# Two stages: `builder` installs the project's base dependencies and the `otel` extra (tracing, off unless
+# STREAMER_OTEL_ENABLED) from their lock with hashes (requirements/runtime.txt; never the `training` extra:
+# scikit-learn, skl2onnx and pandas are not needed to serve), then the streamer wheel, into /opt/venv, by deploy/build-venv.sh (tests/deploy/test_image_venv.py
 # runs the same script); `runtime` is the same Python image plus that venv and the model artifacts, with no
 # compiler, no pip, no setuptools, no pip cache and no source tree.
 #

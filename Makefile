@@ -59,7 +59,7 @@ $(QUIX): requirements/quix.txt
 # in its header. Needs PyPI. tests/deploy/test_locks.py fails when a lock and its inputs disagree.
 LOCK = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
 lock: ## Re-resolve requirements/*.txt (the locks with hashes) from pyproject.toml and requirements/*.in
-	$(LOCK) pyproject.toml -o requirements/runtime.txt
+	$(LOCK) pyproject.toml --extra otel -o requirements/runtime.txt
 	$(LOCK) pyproject.toml --extra dev -o requirements/dev.txt
 	for name in build checkov quix sbom; do $(LOCK) requirements/$$name.in -o requirements/$$name.txt; done
 

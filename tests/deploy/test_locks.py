@@ -20,6 +20,7 @@ from tests.deploy.conftest import REPO
 REQUIREMENTS = REPO / "requirements"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 MAKEFILE = (REPO / "Makefile").read_text(encoding="utf-8")
+IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["otel"]]
 # A lock's entry: `name==version [; marker] \` then its `--hash=sha256:...` lines (uv's pip-compatible output;
 # a universal lock may pin a package twice, under two markers).
 ENTRY = re.compile(
@@ -85,12 +86,13 @@ class TestLocks:
         found = entries(lock)
         assert all(e.version[0].isdigit() for e in found), found
 
-    def test_the_runtime_lock_pins_every_base_dependency_at_pyprojects_version(self) -> None:
-        assert not disagreements(pinned(PROJECT["dependencies"]), locked(REQUIREMENTS / "runtime.txt"))
+    def test_the_runtime_lock_pins_every_base_and_otel_dependency_at_pyprojects_version(self) -> None:
+        """The image carries the `otel` extra, so an operator can turn tracing on without another image."""
+        assert not disagreements(pinned(IMAGE_REQUIREMENTS), locked(REQUIREMENTS / "runtime.txt"))
 
     def test_the_runtime_lock_carries_nothing_of_the_training_local_or_dev_extras(self) -> None:
         runtime = locked(REQUIREMENTS / "runtime.txt")
-        extras_only = set(pinned(extras_of_dev())) - set(pinned(PROJECT["dependencies"]))
+        extras_only = set(pinned(extras_of_dev())) - set(pinned(IMAGE_REQUIREMENTS))
         assert extras_only and not extras_only & set(runtime), extras_only & set(runtime)
 
     def test_the_dev_lock_pins_every_extra_make_installs_at_pyprojects_version(self) -> None:
