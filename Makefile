@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/checkov/bin/checkov
 QUIX := $(VENV)/quix/.installed
+MLFLOW := $(VENV)/mlflow/bin/mlflow
 # actionlint (tests/deploy lints .github/workflows): its PyPI wrapper downloads the binary from GitHub's
 # releases when installed, which this machine cannot reach; Go's module proxy serves the source, so it is
 # built. Without Go the workflow tests skip and say so.
@@ -35,6 +36,14 @@ $(CHECKOV): deploy/requirements-checkov.txt
 	$(VENV)/checkov/bin/pip install --quiet -r deploy/requirements-checkov.txt
 	@touch $@
 
+# The MLflow tracking server (tests/integration/test_mlflow_*.py start one) lives in its own venv as well:
+# the full `mlflow` package brings Flask, SQLAlchemy, alembic, gunicorn and more, and caps pyarrow below the
+# training extra's pin. The project's venv holds only the client, mlflow-skinny (the `mlflow` extra).
+$(MLFLOW): deploy/requirements-mlflow.txt
+	$(PYTHON) -m venv $(VENV)/mlflow
+	$(VENV)/mlflow/bin/pip install --quiet -r deploy/requirements-mlflow.txt
+	@touch $@
+
 $(ACTIONLINT):
 	@if command -v go >/dev/null; then \
 		GOBIN=$(CURDIR)/$(dir $@) GOPATH=$(CURDIR)/.cache/go-tools/gopath GOFLAGS=-modcacherw \
@@ -53,7 +62,7 @@ demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 ap
 	$(PY) -m streamer demo
 
 test: ## Lint, type-check and run the whole suite against the embedded servers
-	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV) $(ACTIONLINT)
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV) $(MLFLOW) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-servers test-offline
 	@$(MAKE) --no-print-directory test-overload
 
@@ -71,7 +80,7 @@ test-servers: $(STAMP)
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/servers $(SERVER_TESTS) -k 'not tansu and not overload'
 
-test-offline: $(STAMP) $(CHECKOV) $(ACTIONLINT)
+test-offline: $(STAMP) $(CHECKOV) $(MLFLOW) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/offline -m '(not integration or embedded_stack) and not soak'
