@@ -162,8 +162,8 @@ def _move_champion(
     previous = current.tags.get("artifact_id") if current is not None else None
     if previous == key:
         return key, previous
+    _record_on_version(mlf, model_name, version, event, actor, at)  # who and why before the fleet follows
     mlf.set_registered_model_alias(model_name, CHAMPION, version.version)
-    _record_on_version(mlf, model_name, version, event, actor, at)
     change = {"event": event, "champion": key, "previous": previous, "at": at, "by": actor.by, "reason": actor.reason}
     kept: list[Mapping[str, object]] = [*history(mlf, model_name), change][-HISTORY_KEPT:]
     mlf.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(kept, separators=(",", ":")))
