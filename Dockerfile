@@ -2,7 +2,8 @@
 # The streamer worker image. Build: `docker build -t streamer:0.1.0 .`
 #
 # Two stages: `builder` turns the project into a wheel and installs it with its base dependencies
-# (never the `training` extra: scikit-learn, skl2onnx and pandas are not needed to serve) into
+# and the `mlflow` extra (mlflow-skinny, the client of STREAMER_MODEL_REGISTRY=mlflow), never the `training`
+# extra (scikit-learn, skl2onnx and pandas are not needed to serve), into
 # /opt/venv; `runtime` is python:3.11-slim plus that venv and the model artifacts, with no compiler,
 # no pip cache and no source tree.
 #
@@ -27,7 +28,7 @@ COPY schemas/ schemas/
 COPY training/ training/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/python -m pip install --no-cache-dir /wheels/streamer-*.whl \
+    && /opt/venv/bin/python -m pip install --no-cache-dir "$(ls /wheels/streamer-*.whl)[mlflow]" \
     && /opt/venv/bin/python -m pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -37,7 +38,9 @@ LABEL org.opencontainers.image.title="streamer" \
 RUN groupadd --system --gid 10001 streamer \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin streamer
 COPY --from=builder /opt/venv /opt/venv
-# Owned by root and not writable by the worker: the registry pins each artifact's sha256.
+# Owned by root and not writable by the worker: the registry pins each artifact's sha256. With the MLflow
+# registry this is only the default, served while MLflow does not answer at start-up; the champion is
+# downloaded into STREAMER_DATA_DIR/models (under the writable /tmp).
 COPY onnx_models/ /app/onnx_models/
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
