@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
 # The streamer worker image. Build: `docker build -t streamer:0.1.0 .`
 #
-# Two stages: `builder` installs the project's base dependencies and the `otel` extra (tracing, off unless
-# STREAMER_OTEL_ENABLED) from their lock with hashes (requirements/runtime.txt; never the `training` extra:
-# scikit-learn, skl2onnx and pandas are not needed to serve), then the streamer wheel, into /opt/venv, by deploy/build-venv.sh (tests/deploy/test_image_venv.py
-# runs the same script); `runtime` is the same Python image plus that venv and the model artifacts, with no
-# compiler, no pip, no setuptools, no pip cache and no source tree.
+# Two stages: `builder` installs the project's base dependencies, the `otel` extra (tracing, off unless
+# STREAMER_OTEL_ENABLED) and the `mlflow` extra (mlflow-skinny, the client of STREAMER_MODEL_REGISTRY=mlflow)
+# from their lock with hashes (requirements/runtime.txt; never the `training` extra: scikit-learn, skl2onnx
+# and pandas are not needed to serve), then the streamer wheel, into /opt/venv, by deploy/build-venv.sh
+# (tests/deploy/test_image_venv.py runs the same script); `runtime` is the same Python image plus that venv
+# and the model artifacts, with no compiler, no pip, no setuptools, no pip cache and no source tree.
 #
 # Runs as UID/GID 10001 and works with a read-only root filesystem: the only paths it writes are under
 # /tmp (Faust's data dir STREAMER_DATA_DIR, HOME, TMPDIR). Mount a writable volume there:
@@ -43,7 +44,9 @@ LABEL org.opencontainers.image.title="streamer" \
 RUN groupadd --system --gid 10001 streamer \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin streamer
 COPY --from=builder /opt/venv /opt/venv
-# Owned by root and not writable by the worker: the registry pins each artifact's sha256.
+# Owned by root and not writable by the worker: the registry pins each artifact's sha256. With the MLflow
+# registry this is only the default, served while MLflow does not answer at start-up; the champion is
+# downloaded into STREAMER_DATA_DIR/models (under the writable /tmp).
 COPY onnx_models/ /app/onnx_models/
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \

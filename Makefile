@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/checkov/bin/checkov
 QUIX := $(VENV)/quix/.installed
+MLFLOW := $(VENV)/mlflow/bin/mlflow
 # actionlint (tests/deploy lints .github/workflows): its PyPI wrapper downloads the binary from GitHub's
 # releases when installed, which this machine cannot reach; Go's module proxy serves the source, so it is
 # built. Without Go the workflow tests skip and say so.
@@ -40,6 +41,15 @@ $(CHECKOV): requirements/checkov.txt
 	$(VENV)/checkov/bin/python $(PIP_LOCKED) -r requirements/checkov.txt
 	@touch $@
 
+# The MLflow tracking server (tests/integration/test_mlflow_*.py start one) lives in its own venv as well:
+# the full `mlflow` package brings Flask, SQLAlchemy, alembic, gunicorn and more, and caps pyarrow below the
+# training extra's pin. The project's venv holds only the client, mlflow-skinny (the `mlflow` extra).
+$(MLFLOW): requirements/mlflow.txt
+	$(PYTHON) -m venv $(VENV)/mlflow
+	$(VENV)/mlflow/bin/python $(PIP_LOCKED) -r requirements/mlflow.txt
+	@touch $@
+	@touch $@
+
 $(ACTIONLINT):
 	@if command -v go >/dev/null; then \
 		GOBIN=$(CURDIR)/$(dir $@) GOPATH=$(CURDIR)/.cache/go-tools/gopath GOFLAGS=-modcacherw \
@@ -59,15 +69,15 @@ $(QUIX): requirements/quix.txt
 # in its header. Needs PyPI. tests/deploy/test_locks.py fails when a lock and its inputs disagree.
 LOCK = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
 lock: ## Re-resolve requirements/*.txt (the locks with hashes) from pyproject.toml and requirements/*.in
-	$(LOCK) pyproject.toml --extra otel -o requirements/runtime.txt
+	$(LOCK) pyproject.toml --extra otel --extra mlflow -o requirements/runtime.txt
 	$(LOCK) pyproject.toml --extra dev -o requirements/dev.txt
-	for name in build checkov quix sbom; do $(LOCK) requirements/$$name.in -o requirements/$$name.txt; done
+	for name in build checkov mlflow quix sbom; do $(LOCK) requirements/$$name.in -o requirements/$$name.txt; done
 
 demo: $(STAMP) ## Start the embedded broker + Postgres + worker, score 10,000 applications, print a summary
 	$(PY) -m streamer demo
 
 test: ## Lint, type-check and run the whole suite against the embedded servers
-	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV) $(ACTIONLINT)
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV) $(MLFLOW) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-servers test-offline
 	@$(MAKE) --no-print-directory test-overload
 
@@ -85,7 +95,7 @@ test-servers: $(STAMP)
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/servers $(SERVER_TESTS) -k 'not tansu and not overload'
 
-test-offline: $(STAMP) $(CHECKOV) $(ACTIONLINT)
+test-offline: $(STAMP) $(CHECKOV) $(MLFLOW) $(ACTIONLINT)
 	@$(MAKE) --no-print-directory lint
 	@mkdir -p $(PYTEST_TMP)
 	$(PY) -m pytest --basetemp=$(PYTEST_TMP)/offline -m '(not integration or embedded_stack) and not soak'

@@ -19,6 +19,7 @@ from streamer.logging import url_secrets
 BrokerProfile = Literal["kafka", "tansu"]
 Rebalancing = Literal["eager", "cooperative", "consumer"]
 ProcessingGuarantee = Literal["exactly_once", "at_least_once"]
+ModelRegistryKind = Literal["file", "mlflow"]
 
 # Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
 # and holds a JoinGroup reply for about half the session timeout; Apache Kafka does neither.
@@ -41,7 +42,36 @@ class Settings(BaseSettings):
         SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"),
         description="PostgreSQL connection URI for the audit table.",
     )
-    model_dir: Path = Field(Path("onnx_models"), description="Directory holding registry.json and artifacts.")
+    model_dir: Path = Field(
+        Path("onnx_models"),
+        description="Directory holding registry.json and artifacts. With the `mlflow` registry: the default model, "
+        "served when MLflow does not answer at start-up.",
+    )
+    model_registry: ModelRegistryKind = Field(
+        "file",
+        description="Where the champion comes from: `file` (registry.json in `model_dir`, polled every second) or "
+        "`mlflow` (the `champion` alias of `mlflow_model_name` at `mlflow_tracking_uri`, polled every "
+        "`mlflow_poll_interval_s`; needs the `mlflow` extra). Either way a new champion is verified before it "
+        "serves, and a registry that does not answer leaves the serving model in place.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="The MLflow tracking server (`http://mlflow:5000`); artifacts are fetched through its proxy "
+        "(`mlflow server --serve-artifacts`), so the worker needs HTTP to it only. Credentials in it are never logged.",
+    )
+    mlflow_model_name: str = Field(
+        "german-credit", description="The registered model whose `champion` alias the worker serves."
+    )
+    mlflow_poll_interval_s: float = Field(
+        3.0, gt=0, le=60,
+        description="How often the worker asks MLflow for the champion: a promotion reaches every replica within "
+        "this plus the download and verification (a few seconds).",
+    )
+    mlflow_timeout_s: int = Field(
+        5, ge=1,
+        description="Timeout of one MLflow request, made once with no retry (the next poll is the retry), so an "
+        "MLflow that does not answer costs a poll this long, never minutes.",
+    )
     input_topic: str = Field("loan-applications", description="Topic of LoanApplication events.")
     decision_topic: str = Field("loan-decisions", description="Topic of Decision events.")
     dlq_topic: str = Field("loan-applications-dlq", description="Dead-letter topic for invalid events.")
@@ -200,6 +230,12 @@ class Settings(BaseSettings):
     def cloud_event_source(self) -> str:
         return self.event_source or default_source(self.app_id)
 
+    @model_validator(mode="after")
+    def _mlflow_needs_its_server(self) -> Settings:
+        if self.model_registry == "mlflow" and not self.mlflow_tracking_uri:
+            raise ValueError("STREAMER_MODEL_REGISTRY=mlflow needs STREAMER_MLFLOW_TRACKING_URI")
+        return self
+
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"
 
@@ -208,8 +244,10 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """What logs must never show: the database URL's password (libpq quotes a URL it cannot parse
-        back in its error) and the SASL password."""
+        back in its error), the SASL password, and a password in the MLflow tracking URI."""
         secrets = url_secrets(self.database_url.get_secret_value())
+        if self.mlflow_tracking_uri is not None:
+            secrets += url_secrets(self.mlflow_tracking_uri)
         if self.sasl_password is not None:
             secrets.append(self.sasl_password.get_secret_value())
         return secrets

@@ -45,6 +45,10 @@ MODEL_LOAD_FAILURES = Counter(
     "streamer_model_load_failures_total", "Candidate models refused; the previous model kept serving.", ["reason"]
 )
 MODEL_SWAPS = Counter("streamer_model_swaps_total", "Models swapped in without a restart.")
+MODEL_REGISTRY_UP = Gauge(
+    "streamer_model_registry_up",
+    "1 when the model registry answered the last poll, 0 while it does not; the serving model stays either way.",
+)
 AUDIT_LAG_EVENTS = Gauge(
     "streamer_audit_lag_events", "Decision events on the decision topic not yet committed to Postgres."
 )

@@ -1,4 +1,5 @@
-"""`python -m training train|evaluate|promote|rollback`: the data scientist's workflow over onnx_models/."""
+"""`python -m training train|evaluate|promote|rollback|challenger|mlflow-import-default`: the data scientist's
+workflow over onnx_models/, and over an MLflow registry when MLFLOW_TRACKING_URI is set."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from schemas import PROTECTED_FEATURES
 from training import evaluation, export, gate, registry, store
 from training.crossval import REPEATS, SPLITS, cross_validate
 from training.data import DEFAULT_DATA, DataError, load
+from training.mlflow_cli import add_mlflow_commands, log_trained, mlflow_promote, mlflow_rollback, tracking_uri
 from training.pipeline import MODELS, features_including, kinds_of, make
 from training.report import report_lines
 from training.train import Options, train
@@ -63,9 +65,20 @@ def _train(args: argparse.Namespace) -> int:
         print(f"card       {run.path.with_suffix('.md')}")
     champion = store.read_registry(args.out)["champion"]
     hint = "" if champion == artifact.key else f" (unchanged; to serve the new model: promote {artifact.key})"
+    if (uri := tracking_uri()) is not None:
+        champion, hint = log_trained(uri, args, artifact.key, _train_params(args, options))
     print(f"champion   {champion}{hint}")
     print(f"wall time  {time.perf_counter() - started:.2f} s")
     return 0
+
+
+def _train_params(args: argparse.Namespace, options: Options) -> dict[str, object]:
+    return {
+        "model": options.model, "seed": options.seed, "version": options.version,
+        "include_protected": ",".join(options.include_protected), "min_auc": options.min_auc,
+        "cv_splits": options.cv_splits, "cv_repeats": options.cv_repeats, "data": str(args.data),
+        "data_sha256": export.sha256_of(args.data),
+    }
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -102,6 +115,8 @@ def _evaluate_artifact(args: argparse.Namespace, frame: pd.DataFrame, source: di
 
 
 def _promote(args: argparse.Namespace) -> int:
+    if (uri := tracking_uri()) is not None:
+        return mlflow_promote(uri, args)
     before = store.read_registry(args.models)["champion"]
     document = store.promote(args.models, args.artifact)
     after = str(document["champion"])
@@ -113,6 +128,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    if (uri := tracking_uri()) is not None:
+        return mlflow_rollback(uri, args)
     before = store.read_registry(args.models)["champion"]
     after = store.rollback(args.models)["champion"]
     print(f"champion   {after} (rolled back from {before})")
@@ -149,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     rollback_command = commands.add_parser("rollback", help="return to the previous champion")
     rollback_command.add_argument("--models", type=Path, default=MODELS_DIR)
     rollback_command.set_defaults(run=_rollback)
+    add_mlflow_commands(commands, train_command, promote_command, rollback_command, MODELS_DIR)
     return parser
 
 

@@ -23,7 +23,7 @@ from streamer.audit.sink import AuditSink
 from streamer.config import Settings
 from streamer.core.policy import DecisionPolicy
 from streamer.logging import get_logger
-from streamer.model.registry import champion
+from streamer.model.registry import FileRegistry, ModelRegistry, RegistryUnreachable, open_registry
 from streamer.model.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
 from streamer.runtime.batch_loop import BatchLoop
 from streamer.runtime.clients import consumer_config, producer_config, transactional_producer_config
@@ -45,12 +45,28 @@ AUDIT_BUSY_POLL_S = 0.05
 STALL_REPORT_S = 60.0
 
 
-def load_champion(settings: Settings) -> ModelSlot:
-    """The registry's champion, verified; at start-up a model that fails verification stops the worker."""
-    entry = champion(settings.model_dir)
+# How often the file registry is read: a local file, so cheap enough every second.
+FILE_POLL_INTERVAL_S = 1.0
+
+
+def load_champion(settings: Settings, registry: ModelRegistry) -> ModelSlot:
+    """The registry's champion, verified; at start-up a model that fails verification stops the worker.
+
+    A registry that does not answer at start-up (MLflow down) does not: the worker serves the default model
+    of `model_dir` (the image's) and swaps to the champion once the registry answers.
+    """
+    try:
+        entry = registry.champion()
+    except RegistryUnreachable as exc:
+        metrics.MODEL_REGISTRY_UP.set(0)
+        log.warning("model_registry_unreachable_at_start", registry=registry.name, detail=str(exc),
+                    fallback=str(settings.model_dir))
+        entry = FileRegistry(settings.model_dir).champion()
+    else:
+        metrics.MODEL_REGISTRY_UP.set(1)
     scorer = load_entry(entry)
     publish_model_info(scorer)
-    log.info("model_loaded", model=entry.name, version=entry.version, sha256=entry.sha256)
+    log.info("model_loaded", model=entry.name, version=entry.version, sha256=entry.sha256, registry=registry.name)
     return ModelSlot(scorer)
 
 
@@ -63,6 +79,8 @@ class PipelineService(mode.Service):
         self.loops: list[BatchLoop] = []
         self.model: ModelSlot | None = None
         self.watcher: ModelWatcher | None = None
+        self._model_poll_s = FILE_POLL_INTERVAL_S
+        self._next_model_poll = 0.0
         self.database_ok = False
         self._stall_reported: set[str] = set()
         self._decisions_publisher: Publisher | None = None
@@ -78,8 +96,10 @@ class PipelineService(mode.Service):
         sys.setswitchinterval(s.gil_switch_interval_s)
         tracer = self._batch_tracer()  # first: a worker that cannot trace as asked stops before it consumes
         await asyncio.to_thread(self._check_topics)
-        self.model = await asyncio.to_thread(load_champion, s)
-        self.watcher = ModelWatcher(s.model_dir, self.model)
+        registry = await asyncio.to_thread(open_registry, s)
+        self.model = await asyncio.to_thread(load_champion, s, registry)
+        self.watcher = ModelWatcher(registry, self.model)
+        self._model_poll_s = s.mlflow_poll_interval_s if registry.name == "mlflow" else FILE_POLL_INTERVAL_S
         self.loops = [self._scoring_loop(self.model, tracer), self._audit_loop()]
         for loop in self.loops:
             loop.start()
@@ -183,8 +203,11 @@ class PipelineService(mode.Service):
 
     @mode.Service.timer(1.0)
     async def _watch_model(self) -> None:
-        if self.watcher is not None:
-            await asyncio.to_thread(self.watcher.check)
+        """Off the hot path, in a thread; a slow registry only delays the next poll (its requests time out)."""
+        if self.watcher is None or time.monotonic() < self._next_model_poll:
+            return
+        await asyncio.to_thread(self.watcher.check)
+        self._next_model_poll = time.monotonic() + self._model_poll_s
 
     def _batch_tracer(self) -> BatchTracer | None:
         """Spans of the scoring batches, if asked for; off, OpenTelemetry is not imported at all."""

@@ -1,16 +1,29 @@
-"""Reads onnx_models/registry.json: which artifact is the champion, and what its sha256 must be."""
+"""Where the champion comes from: one interface, two backends.
+
+`FileRegistry` reads onnx_models/registry.json (the embedded stack, offline use, and the default model baked
+into the image); `streamer.model.mlflow_registry.MlflowRegistry` follows the `champion` alias of a model in
+an MLflow registry, for a fleet. Either gives a `ModelEntry`: a local file and the sha256 it must have, which
+the worker verifies the same way whatever the backend.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from streamer.config import Settings
 
 REGISTRY_FILE = "registry.json"
 
 
 class RegistryError(Exception):
-    pass
+    """The registry answered, but names no usable champion (malformed, missing alias or tag)."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry did not answer (network, timeout, server error): the serving model stays."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,37 @@ class ModelEntry:
     version: str
     path: Path
     sha256: str
+
+
+class ModelRegistry(Protocol):
+    """What the worker asks of a registry."""
+
+    name: str
+
+    def champion(self) -> ModelEntry:
+        """The champion, its artifact available at `path`; RegistryError (RegistryUnreachable) otherwise."""
+        ...
+
+
+class FileRegistry:
+    """registry.json in a model directory."""
+
+    name = "file"
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+
+    def champion(self) -> ModelEntry:
+        return champion(self.model_dir)
+
+
+def open_registry(settings: Settings) -> ModelRegistry:
+    """The backend STREAMER_MODEL_REGISTRY names; MLflow's client is imported only when it is used."""
+    if settings.model_registry == "mlflow":
+        from streamer.model.mlflow_registry import MlflowRegistry  # noqa: PLC0415  (a slow, optional import)
+
+        return MlflowRegistry.from_settings(settings)
+    return FileRegistry(settings.model_dir)
 
 
 def champion(model_dir: Path) -> ModelEntry:

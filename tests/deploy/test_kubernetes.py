@@ -247,12 +247,24 @@ class TestNetworkPolicy:
         assert spec["podSelector"]["matchLabels"] == worker(rendered)["spec"]["selector"]["matchLabels"]
         assert [p for rule in spec["ingress"] for p in rule["ports"]] == [{"port": WEB_PORT, "protocol": "TCP"}]
 
-    def test_the_worker_reaches_only_kafka_postgres_and_dns(self, rendered: Rendered) -> None:
+    def test_the_worker_reaches_only_kafka_postgres_the_mlflow_server_and_dns(self, rendered: Rendered) -> None:
         egress = self.policy(rendered, "streamer-worker")["spec"]["egress"]
         namespaces = {r["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for r in egress}
         ports = {(p["port"], p["protocol"]) for rule in egress for p in rule["ports"]}
-        assert namespaces == {"kafka", "postgres", "kube-system"}
-        assert ports == {(9092, "TCP"), (9093, "TCP"), (5432, "TCP"), (53, "UDP"), (53, "TCP")}
+        assert namespaces == {"kafka", "postgres", "mlflow", "kube-system"}
+        assert ports == {(9092, "TCP"), (9093, "TCP"), (5432, "TCP"), (5000, "TCP"), (53, "UDP"), (53, "TCP")}
+
+    def test_prod_follows_the_mlflow_registry_through_a_server_the_worker_may_reach(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        rendered = render("overlays/prod")
+        settings = settings_from(rendered, monkeypatch)
+        assert settings.model_registry == "mlflow"
+        assert settings.mlflow_tracking_uri == "http://mlflow.mlflow.svc:5000"
+        egress = self.policy(rendered, "streamer-worker")["spec"]["egress"]
+        (mlflow,) = [r for r in egress if r["to"][0]["namespaceSelector"]["matchLabels"].get(
+            "kubernetes.io/metadata.name") == "mlflow"]
+        assert mlflow["ports"] == [{"port": 5000, "protocol": "TCP"}]
 
     def test_the_migration_reaches_only_postgres_and_dns(self, rendered: Rendered) -> None:
         spec = self.policy(rendered, "streamer-migrate")["spec"]

@@ -20,7 +20,8 @@ from tests.deploy.conftest import REPO
 REQUIREMENTS = REPO / "requirements"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 MAKEFILE = (REPO / "Makefile").read_text(encoding="utf-8")
-IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["otel"]]
+EXTRAS = PROJECT["optional-dependencies"]
+IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *EXTRAS["otel"], *EXTRAS["mlflow"]]
 # A lock's entry: `name==version [; marker] \` then its `--hash=sha256:...` lines (uv's pip-compatible output;
 # a universal lock may pin a package twice, under two markers).
 ENTRY = re.compile(
@@ -86,8 +87,8 @@ class TestLocks:
         found = entries(lock)
         assert all(e.version[0].isdigit() for e in found), found
 
-    def test_the_runtime_lock_pins_every_base_and_otel_dependency_at_pyprojects_version(self) -> None:
-        """The image carries the `otel` extra, so an operator can turn tracing on without another image."""
+    def test_the_runtime_lock_pins_every_base_otel_and_mlflow_dependency_at_pyprojects_version(self) -> None:
+        """The image carries the `otel` and `mlflow` extras: tracing and the MLflow registry are settings."""
         assert not disagreements(pinned(IMAGE_REQUIREMENTS), locked(REQUIREMENTS / "runtime.txt"))
 
     def test_the_runtime_lock_carries_nothing_of_the_training_local_or_dev_extras(self) -> None:
@@ -134,7 +135,7 @@ class TestInstallsUseTheLocks:
         assert re.search(r"^PIP_LOCKED := -m pip install .*--require-hashes", MAKEFILE, re.MULTILINE)
         from_locks = [line for line in installs if "$(PIP_LOCKED) -r requirements/" in line]
         project = [line for line in installs if "--no-deps --no-build-isolation -e ." in line]
-        assert len(from_locks) == 4 and len(project) == 1 and len(installs) == 5, installs
+        assert len(from_locks) == 5 and len(project) == 1 and len(installs) == 6, installs
 
     def test_the_image_installs_the_runtime_lock_with_hashes_and_the_wheel_without_dependencies(self) -> None:
         script = (REPO / "deploy" / "build-venv.sh").read_text(encoding="utf-8")

@@ -166,17 +166,20 @@ class TestFlatFiles:
         with pytest.raises(DataError, match="no such file"):
             load(tmp_path / "absent.csv")
 
-    @pytest.mark.skipif(HAS_PYARROW, reason="pyarrow is installed")
-    def test_parquet_without_pyarrow_fails_with_a_clear_message(self, tmp_path: Path) -> None:
+    def test_parquet_without_pyarrow_fails_with_a_clear_message(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Without pyarrow, a .parquet file is refused with what to install instead of an ImportError."""
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
         path = tmp_path / "data.parquet"
         path.write_bytes(b"PAR1")
         with pytest.raises(DataError, match="needs pyarrow"):
             load(path)
 
-    @pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is not installed")
-    def test_parquet_round_trips_when_pyarrow_is_installed(self, german: pd.DataFrame, tmp_path: Path) -> None:
-        """With pyarrow, a flat Parquet file loads back to the same frame."""
+    def test_parquet_round_trips_with_the_training_extra(self, german: pd.DataFrame, tmp_path: Path) -> None:
+        """pyarrow is in the training extra: a flat Parquet file loads back to the same frame."""
+        assert HAS_PYARROW, "pyarrow is part of the training extra (pyproject.toml)"
         german.to_parquet(tmp_path / "flat.parquet")
         pd.testing.assert_frame_equal(load(tmp_path / "flat.parquet"), german)
 

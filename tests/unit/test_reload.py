@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from streamer import metrics
-from streamer.model.registry import champion
+from streamer.model.registry import FileRegistry, ModelEntry, RegistryUnreachable, champion
 from streamer.model.reload import ModelSlot, ModelWatcher, load_entry
+from training.testing import build_artifact
 
 SHIPPED = Path(__file__).resolve().parents[2] / "onnx_models"
 
@@ -42,7 +43,7 @@ class TestModelWatcher:
     def test_an_unchanged_registry_keeps_the_same_session(self, model_dir: Path) -> None:
         slot = ModelSlot(load_entry(champion(model_dir)))
         serving = slot.current
-        assert ModelWatcher(model_dir, slot).check() is False
+        assert ModelWatcher(FileRegistry(model_dir), slot).check() is False
         assert slot.current is serving
 
     @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ class TestModelWatcher:
         good = serving_bytes(model_dir)
         _point_champion_at(model_dir, make_bytes(good))  # type: ignore[operator]
         before = _failures(reason)
-        watcher = ModelWatcher(model_dir, slot)
+        watcher = ModelWatcher(FileRegistry(model_dir), slot)
 
         assert watcher.check() is False
         assert watcher.check() is False  # refused once, not re-tried and re-counted every poll
@@ -76,15 +77,62 @@ class TestModelWatcher:
         registry["models"]["candidate-1"]["sha256"] = "f" * 64
         (model_dir / "registry.json").write_text(json.dumps(registry))
 
-        assert ModelWatcher(model_dir, slot).check() is False
+        assert ModelWatcher(FileRegistry(model_dir), slot).check() is False
         assert slot.current is serving
 
     def test_an_unreadable_registry_leaves_the_model_serving(self, model_dir: Path) -> None:
         slot = ModelSlot(load_entry(champion(model_dir)))
         serving = slot.current
         (model_dir / "registry.json").write_text('{"champion": ')
-        assert ModelWatcher(model_dir, slot).check() is False
+        assert ModelWatcher(FileRegistry(model_dir), slot).check() is False
         assert slot.current is serving
+
+
+class _Outage:
+    """A registry that stops answering, then answers again with `entry`."""
+
+    name = "fake"
+
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+        self.down = False
+
+    def champion(self) -> ModelEntry:
+        if self.down:
+            raise RegistryUnreachable("connection refused")
+        return self.entry
+
+
+class TestARegistryOutage:
+    def test_an_unreachable_registry_keeps_the_model_serving_and_says_so_on_the_gauge(self, model_dir: Path) -> None:
+        slot = ModelSlot(load_entry(champion(model_dir)))
+        serving = slot.current
+        registry = _Outage(champion(model_dir))
+        watcher = ModelWatcher(registry, slot)
+        failures = _failures("registry_unreadable")
+
+        registry.down = True
+        assert watcher.check() is False
+        assert watcher.check() is False
+        assert slot.current is serving
+        assert metrics.MODEL_REGISTRY_UP._value.get() == 0
+        assert _failures("registry_unreadable") == failures  # an outage is not a refused model
+
+        registry.down = False
+        assert watcher.check() is False
+        assert metrics.MODEL_REGISTRY_UP._value.get() == 1
+
+    def test_the_registry_answering_again_with_a_new_champion_swaps_it_in(self, model_dir: Path) -> None:
+        slot = ModelSlot(load_entry(champion(model_dir)))
+        registry = _Outage(champion(model_dir))
+        watcher = ModelWatcher(registry, slot)
+        registry.down = True
+        watcher.check()
+        build_artifact(model_dir, version="2", promote=True)
+        registry.entry, registry.down = champion(model_dir), False
+
+        assert watcher.check() is True
+        assert slot.current.ref.version == "2"
 
 
 def serving_bytes(model_dir: Path) -> bytes:
