@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamer.core.records import KeyRing
 from streamer.logging import url_secrets
 
 BrokerProfile = Literal["kafka", "tansu"]
@@ -166,6 +167,18 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = Field(None, description="Kafka sasl.password (never logged).")
     ssl_ca_location: Path | None = Field(None, description="CA bundle that signed the brokers' certificates.")
 
+    record_keys: SecretStr | None = Field(
+        None,
+        description="Decision-record keys, `key id:base64 of 32 random bytes`, comma-separated (from a k8s Secret). "
+        "The scorer seals each decision's record (the application and the model's inputs) into its "
+        "`streamer-record` header under STREAMER_RECORD_KEY_ID; the audit and `streamer decisions` open records "
+        "with any key listed, so keep old keys listed while rows sealed under them are kept. Unset: decisions "
+        "carry no record, and their audit rows none (logged once at start: decision_records_disabled).",
+    )
+    record_key_id: str | None = Field(
+        None, description="The record key that seals; may be left unset when STREAMER_RECORD_KEYS holds one key."
+    )
+
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port (health, metrics).")
     data_dir: Path = Field(Path(".streamer/faust"), description="Faust's data directory.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -184,6 +197,13 @@ class Settings(BaseSettings):
             return data  # the field's own validation says what is wrong
         return {**{name: by_profile[profile] for name, by_profile in PROFILE_DEFAULTS.items()}, **data}
 
+    def record_key_ring(self) -> KeyRing | None:
+        """The decision-record keys, or None when none are configured; KeyRingError for a bad setting. Not a
+        validator: pydantic's errors quote the input, and this one is a key (the worker calls it at start)."""
+        if self.record_keys is None or not self.record_keys.get_secret_value().strip():
+            return None
+        return KeyRing.parse(self.record_keys.get_secret_value(), self.record_key_id)
+
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"
 
@@ -192,8 +212,11 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """What logs must never show: the database URL's password (libpq quotes a URL it cannot parse
-        back in its error) and the SASL password."""
+        back in its error), the SASL password and the record keys."""
         secrets = url_secrets(self.database_url.get_secret_value())
         if self.sasl_password is not None:
             secrets.append(self.sasl_password.get_secret_value())
+        if self.record_keys is not None:  # each key's base64 as well as the whole setting
+            keys = self.record_keys.get_secret_value()
+            secrets.extend([keys, *(part.partition(":")[2].strip() for part in keys.split(","))])
         return secrets

@@ -1,9 +1,10 @@
 """Decision records: what a decision needs to be reproduced, sealed so that only a key holder can read it.
 
-A record is `{"schema_version", "application", "features"}`: the validated application as the model saw it
-(canonical JSON) and the model's inputs by name. The scorer seals it into its decision's `streamer-record`
-header; the audit opens it, keeps the application and features without the protected attributes, and seals
-those alone again for the row. Pure: no Kafka, no Postgres, no settings (the key ring is given).
+A record is `{"schema_version", "application", "inputs"}`: the validated application as the model saw it
+(canonical JSON) and the names of the model's inputs, whose values `split` reads from it. The scorer seals it
+into its decision's `streamer-record` header; the audit opens it, keeps the application and the features
+without the protected attributes, and seals those alone again for the row. Pure: no Kafka, no Postgres, no
+settings (the key ring is given).
 
 Envelope v1: `0x01 | len(key id) | key id | salt (16) | nonce (12) | AES-256-GCM ciphertext and tag`.
 The associated data is the envelope's purpose and the decision's 16 uuid bytes, so an envelope moved to
@@ -19,7 +20,6 @@ import binascii
 import os
 import re
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -30,10 +30,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from schemas.application import SCHEMA_VERSION, LoanApplication
-from schemas.application_fast import Application, FastApplicant, FastLoan
+from schemas.application_fast import Application
 from schemas.features import FEATURES_BY_NAME, PROTECTED_FEATURES
 
-_astuple = msgspec.structs.astuple  # a module global: one lookup less per application
 HEADER = "streamer-record"  # the Kafka header of a decision that carries its record
 RECORD = b"streamer-record/1\x00"  # purposes, the first part of the associated data
 PROTECTED = b"streamer-protected/1\x00"
@@ -150,30 +149,18 @@ def generate_keys(key_id: str = "dev") -> str:
 
 
 class RecordEncoder:
-    """Records for one model: where its inputs sit in an application, looked up once.
-
-    Every model input is an application field (streamer/core/features.py checks that at load), so the features
-    are the application's values under the inputs' names, as the model receives them before its float32 cast
-    (flags as booleans). Read from the msgspec structs as tuples: a getattr per input cost twice as much."""
+    """Records for one model. A record holds the application and the names of the model's inputs, not their
+    values: every input is an application field (streamer/core/features.py checks that at load), so the values
+    are the application's under those names (`split` makes them), and a record that carried them too would cost
+    the scorer twice as much (about 5 µs per application, mostly reading enum values)."""
 
     def __init__(self, feature_names: Sequence[str]) -> None:
-        self._names = tuple(feature_names)
-        fields = [FEATURES_BY_NAME[n] for n in feature_names]
-        self._attributes = [(f.section, f.attribute) for f in fields]
-        loan, applicant = msgspec.structs.fields(FastLoan), msgspec.structs.fields(FastApplicant)
-        position = {("loan", f.name): i for i, f in enumerate(loan)}
-        position |= {("applicant", f.name): len(loan) + i for i, f in enumerate(applicant)}
-        at = [position[a] for a in self._attributes]
-        self._pick = (lambda row: (row[at[0]],)) if len(at) == 1 else itemgetter(*at)
+        self._inputs = orjson.Fragment(orjson.dumps(list(feature_names)))  # encoded once per model
 
     def document(self, application: Application) -> bytes:
         """The record's JSON."""
-        if isinstance(application, LoanApplication):  # pydantic read it (the rare path)
-            values = tuple(getattr(getattr(application, s), a) for s, a in self._attributes)
-        else:
-            values = self._pick(_astuple(application.loan) + _astuple(application.applicant))
         return orjson.dumps({"schema_version": SCHEMA_VERSION, "application": orjson.Fragment(canonical(application)),
-                             "features": dict(zip(self._names, values, strict=True))})
+                             "inputs": self._inputs})
 
 
 def canonical(application: Application) -> bytes:
@@ -193,13 +180,19 @@ class SplitRecord(NamedTuple):
 
 
 def split(document: bytes) -> SplitRecord:
-    """A record's clear and protected parts; Unreadable if it is not a record."""
+    """A record's clear and protected parts, with the features fed to the model by name (categories as their
+    values, numbers and flags as the application has them; the model casts them to float32). Unreadable if it
+    is not a record."""
     try:
         record = orjson.loads(document)
-        version, application, features = record["schema_version"], record["application"], record["features"]
-        applicant = application["applicant"]
-        if type(version) is not int or type(features) is not dict or type(applicant) is not dict:
+        version, application, inputs = record["schema_version"], record["application"], record["inputs"]
+        if type(version) is not int or type(inputs) is not list:
             raise TypeError
+        features = {}
+        for name in inputs:
+            field = FEATURES_BY_NAME[name]
+            features[name] = application[field.section][field.attribute]
+        applicant = application["applicant"]
         protected_applicant = {k: applicant.pop(k) for k in PROTECTED_APPLICANT if k in applicant}
         protected_features = {k: features.pop(k) for k in PROTECTED_FEATURES if k in features}
     except (orjson.JSONDecodeError, KeyError, TypeError):

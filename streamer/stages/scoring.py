@@ -18,6 +18,7 @@ from schemas.application_fast import Application
 from streamer import metrics
 from streamer.core.decisions import DecisionEncoder, EncodedDecision
 from streamer.core.policy import DecisionPolicy
+from streamer.core.records import HEADER, RECORD, KeyRing, RecordEncoder
 from streamer.core.validation import Rejection, parse_application
 from streamer.logging import get_logger
 from streamer.model.onnx_scorer import OnnxScorer
@@ -43,13 +44,16 @@ class ScoringStage:
         publisher: Publisher | None,
         topics: ScoringTopics,
         max_event_bytes: int,
+        record_keys: KeyRing | None = None,
     ) -> None:
         self._model = model
+        self._record_keys = record_keys  # None: decisions carry no record
         self._policy = policy
         self._publisher = publisher
         self._topics = topics
         self._max_event_bytes = max_event_bytes
         self._encoders: dict[int, DecisionEncoder] = {}
+        self._record_encoders: dict[tuple[str, ...], RecordEncoder] = {}
 
     def __call__(self, batch: Sequence[Message]) -> PendingDelivery:
         """at_least_once: score the batch and hand its decisions and dead letters to the producer; the
@@ -75,11 +79,29 @@ class ScoringStage:
         decisions, failed = self._decide(scorer, valid)
         rejected.extend((m, r, "scoring") for m, r in failed)
         outbound = [dead_letter(m, self._topics.dead_letters, r.reason, r.detail, stage) for m, r, stage in rejected]
-        outbound.extend(
-            OutboundRecord(self._topics.decisions, d.application_id.encode(), d.value) for d in decisions
-        )
+        outbound.extend(self._decision_records(scorer, decisions, valid))
         rejections = [r for _, r, _ in rejected]
         return Decided(outbound, lambda: self._count(batch, decisions, rejections, scorer, started))
+
+    def _decision_records(
+        self, scorer: OnnxScorer, decisions: list[EncodedDecision], valid: list[tuple[Message, Application]]
+    ) -> list[OutboundRecord]:
+        """The decision events, each with its record sealed in one header (streamer/core/records.py) when a key
+        is configured: consumers of the topic see Decision v1 and an opaque blob, no application data."""
+        topic = self._topics.decisions
+        if self._record_keys is None or not decisions:
+            return [OutboundRecord(topic, d.application_id.encode(), d.value) for d in decisions]
+        encoder = self._record_encoders.get(scorer.feature_names)
+        if encoder is None:
+            encoder = RecordEncoder(scorer.feature_names)
+            self._record_encoders = {scorer.feature_names: encoder}
+        applications = {a.application_id: a for _, a in valid}
+        envelopes = self._record_keys.sealer(RECORD).seal_many(
+            [encoder.document(applications[d.application_id]) for d in decisions],
+            [bytes.fromhex(d.decision_id.replace("-", "")) for d in decisions],
+        )
+        return [OutboundRecord(topic, d.application_id.encode(), d.value, [(HEADER, envelope)])
+                for d, envelope in zip(decisions, envelopes, strict=True)]
 
     def _decide(
         self, scorer: OnnxScorer, valid: list[tuple[Message, Application]]

@@ -1,0 +1,54 @@
+"""The scorer attaches each decision's record as one sealed header; the decision itself is unchanged."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+
+from schemas import LoanApplication
+from streamer.core.policy import DecisionPolicy
+from streamer.core.records import HEADER, RECORD, KeyRing, generate_keys
+from streamer.local.synthetic import ApplicationFactory
+from streamer.model.registry import champion
+from streamer.model.reload import ModelSlot, load_entry
+from streamer.stages.scoring import ScoringStage, ScoringTopics
+from tests.unit.test_scoring_retry import ApplicationRecord
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = ScoringTopics("loan-decisions", "loan-applications-dlq")
+
+
+def _decide(keys: KeyRing | None) -> tuple[list[bytes], dict[str, LoanApplication], ModelSlot, list[object]]:
+    model = ModelSlot(load_entry(champion(REPO / "onnx_models")))
+    payloads = [p.value for p in ApplicationFactory(seed=5).mixed(50, 0)]
+    stage = ScoringStage(model, DecisionPolicy(), None, TOPICS, 65_536, keys)
+    decided = stage.decide([ApplicationRecord(i, v) for i, v in enumerate(payloads)])  # type: ignore[misc]
+    applications = {a.application_id: a for a in map(LoanApplication.model_validate_json, payloads)}
+    return payloads, applications, model, list(decided.records)
+
+
+class TestScoringStageRecords:
+    def test_each_decision_carries_its_record_sealed_in_one_header(self) -> None:
+        keys = KeyRing.parse(generate_keys("k1"), None)
+        _, applications, model, records = _decide(keys)
+        assert len(records) == 50
+        for record in records:
+            decision = orjson.loads(record.value)
+            [(name, envelope)] = record.headers
+            assert name == HEADER
+            assert b"personal_status" not in envelope and b"applicant" not in envelope
+            opened = orjson.loads(keys.open(envelope, RECORD, uuid.UUID(decision["decision_id"]).bytes))
+            application = applications[decision["application_id"]]
+            assert opened["schema_version"] == 1
+            assert LoanApplication.model_validate_json(orjson.dumps(opened["application"])) == application
+            assert opened["inputs"] == list(model.current.feature_names)
+
+    def test_the_decision_value_is_the_same_with_or_without_records(self) -> None:
+        _, _, _, sealed = _decide(KeyRing.parse(generate_keys("k1"), None))
+        _, _, _, plain = _decide(None)
+        assert all(r.headers is None for r in plain)
+        strip = {"decided_at", "latency_ms"}
+        assert [{k: v for k, v in orjson.loads(r.value).items() if k not in strip} for r in sealed] == [
+            {k: v for k, v in orjson.loads(r.value).items() if k not in strip} for r in plain]
