@@ -13,6 +13,7 @@ from streamer.core.records import HEADER, RECORD, KeyRing, generate_keys
 from streamer.local.synthetic import ApplicationFactory
 from streamer.model.registry import champion
 from streamer.model.reload import ModelSlot, load_entry
+from streamer.runtime.publisher import OutboundRecord
 from streamer.stages.scoring import ScoringStage, ScoringTopics
 from tests.unit.test_scoring_retry import ApplicationRecord
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOPICS = ScoringTopics("loan-decisions", "loan-applications-dlq")
 
 
-def _decide(keys: KeyRing | None) -> tuple[list[bytes], dict[str, LoanApplication], ModelSlot, list[object]]:
+def _decide(keys: KeyRing | None) -> tuple[list[bytes], dict[str, LoanApplication], ModelSlot, list[OutboundRecord]]:
     model = ModelSlot(load_entry(champion(REPO / "onnx_models")))
     payloads = [p.value for p in ApplicationFactory(seed=5).mixed(50, 0)]
     stage = ScoringStage(model, DecisionPolicy(), None, TOPICS, 65_536, keys)
@@ -35,8 +36,9 @@ class TestScoringStageRecords:
         _, applications, model, records = _decide(keys)
         assert len(records) == 50
         for record in records:
-            decision = orjson.loads(record.value)
-            [(name, envelope)] = record.headers
+            decision = orjson.loads(record.value or b"")
+            [(name, envelope)] = record.headers or []
+            assert isinstance(envelope, bytes)
             assert name == HEADER
             assert b"personal_status" not in envelope and b"applicant" not in envelope
             opened = orjson.loads(keys.open(envelope, RECORD, uuid.UUID(decision["decision_id"]).bytes))
@@ -50,5 +52,5 @@ class TestScoringStageRecords:
         _, _, _, plain = _decide(None)
         assert all(r.headers is None for r in plain)
         strip = {"decided_at", "latency_ms"}
-        assert [{k: v for k, v in orjson.loads(r.value).items() if k not in strip} for r in sealed] == [
-            {k: v for k, v in orjson.loads(r.value).items() if k not in strip} for r in plain]
+        assert [{k: v for k, v in orjson.loads(r.value or b"").items() if k not in strip} for r in sealed] == [
+            {k: v for k, v in orjson.loads(r.value or b"").items() if k not in strip} for r in plain]
