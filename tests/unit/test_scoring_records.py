@@ -9,7 +9,7 @@ import orjson
 
 from schemas import LoanApplication
 from streamer.core.policy import DecisionPolicy
-from streamer.core.records import HEADER, RECORD, KeyRing, generate_keys
+from streamer.core.records import HEADER, RECORD, KeyRing, generate_keys, joined, split
 from streamer.local.synthetic import ApplicationFactory
 from streamer.model.registry import champion
 from streamer.model.reload import ModelSlot, load_entry
@@ -41,11 +41,12 @@ class TestScoringStageRecords:
             assert isinstance(envelope, bytes)
             assert name == HEADER
             assert b"personal_status" not in envelope and b"applicant" not in envelope
-            opened = orjson.loads(keys.open(envelope, RECORD, uuid.UUID(decision["decision_id"]).bytes))
+            parts = split(keys.open(envelope, RECORD, uuid.UUID(decision["decision_id"]).bytes))
             application = applications[decision["application_id"]]
-            assert opened["schema_version"] == 1
-            assert LoanApplication.model_validate_json(orjson.dumps(opened["application"])) == application
-            assert opened["inputs"] == list(model.current.feature_names)
+            assert parts.schema_version == 1
+            whole = joined(orjson.loads(parts.application), parts.protected)
+            assert LoanApplication.model_validate_json(orjson.dumps(whole)) == application
+            assert set(orjson.loads(parts.features)) == set(model.current.feature_names)  # none protected
 
     def test_the_decision_value_is_the_same_with_or_without_records(self) -> None:
         _, _, _, sealed = _decide(KeyRing.parse(generate_keys("k1"), None))
