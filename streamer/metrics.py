@@ -29,7 +29,7 @@ AUDIT_ROWS = Counter("streamer_audit_rows_written_total", "Audit rows inserted (
 AUDIT_RECORDS_UNREADABLE = Counter(
     "streamer_audit_records_unreadable_total",
     "Decision records (streamer-record headers) that failed to open: tampered, or sealed under a key not in "
-    "STREAMER_RECORD_KEYS. Their decisions are audited without a record.",
+    "STREAMER_RECORD_KEYS. Their decisions are audited without a record. Alerted on.",
 )
 AUDIT_WRITE_SECONDS = Histogram("streamer_audit_write_seconds", "Time to write one audit batch.")
 BATCH_FAILURES = Counter("streamer_batch_failures_total", "Batches that failed and will be retried.", ["loop"])
