@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamer.core.cloud_events import default_source
+from streamer.core.records import KeyRing
 from streamer.logging import url_secrets
 
 BrokerProfile = Literal["kafka", "tansu"]
@@ -209,6 +210,18 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = Field(None, description="Kafka sasl.password (never logged).")
     ssl_ca_location: Path | None = Field(None, description="CA bundle that signed the brokers' certificates.")
 
+    record_keys: SecretStr | None = Field(
+        None,
+        description="Decision-record keys, `key id:base64 of 32 random bytes`, comma-separated (from a k8s Secret). "
+        "The scorer seals each decision's record (the application and the model's inputs) into its "
+        "`streamer-record` header under STREAMER_RECORD_KEY_ID; the audit and `streamer decisions` open records "
+        "with any key listed, so keep old keys listed while rows sealed under them are kept. Unset: decisions "
+        "carry no record, and their audit rows none (logged once at start: decision_records_disabled).",
+    )
+    record_key_id: str | None = Field(
+        None, description="The record key that seals; may be left unset when STREAMER_RECORD_KEYS holds one key."
+    )
+
     web_port: int = Field(6066, ge=0, le=65535, description="Faust web port (health, metrics).")
     data_dir: Path = Field(Path(".streamer/faust"), description="Faust's data directory.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -236,6 +249,13 @@ class Settings(BaseSettings):
             raise ValueError("STREAMER_MODEL_REGISTRY=mlflow needs STREAMER_MLFLOW_TRACKING_URI")
         return self
 
+    def record_key_ring(self) -> KeyRing | None:
+        """The decision-record keys, or None when none are configured; KeyRingError for a bad setting. Not a
+        validator: pydantic's errors quote the input, and this one is a key (the worker calls it at start)."""
+        if self.record_keys is None or not self.record_keys.get_secret_value().strip():
+            return None
+        return KeyRing.parse(self.record_keys.get_secret_value(), self.record_key_id)
+
     def scorer_group(self) -> str:
         return f"{self.app_id}-scorer"
 
@@ -244,10 +264,13 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """What logs must never show: the database URL's password (libpq quotes a URL it cannot parse
-        back in its error), the SASL password, and a password in the MLflow tracking URI."""
+        back in its error), the SASL password, a password in the MLflow tracking URI and the record keys."""
         secrets = url_secrets(self.database_url.get_secret_value())
         if self.mlflow_tracking_uri is not None:
             secrets += url_secrets(self.mlflow_tracking_uri)
         if self.sasl_password is not None:
             secrets.append(self.sasl_password.get_secret_value())
+        if self.record_keys is not None:  # each key's base64 as well as the whole setting
+            keys = self.record_keys.get_secret_value()
+            secrets.extend([keys, *(part.partition(":")[2].strip() for part in keys.split(","))])
         return secrets

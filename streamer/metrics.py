@@ -26,6 +26,11 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 AUDIT_ROWS = Counter("streamer_audit_rows_written_total", "Audit rows inserted (duplicates excluded).")
+AUDIT_RECORDS_UNREADABLE = Counter(
+    "streamer_audit_records_unreadable_total",
+    "Decision records (streamer-record headers) that failed to open: tampered, or sealed under a key not in "
+    "STREAMER_RECORD_KEYS. Their decisions are audited without a record. Alerted on.",
+)
 AUDIT_WRITE_SECONDS = Histogram("streamer_audit_write_seconds", "Time to write one audit batch.")
 BATCH_FAILURES = Counter("streamer_batch_failures_total", "Batches that failed and will be retried.", ["loop"])
 TRANSACTION_COMMIT_SECONDS = Histogram(

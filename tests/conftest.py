@@ -109,6 +109,7 @@ def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
         app_id=overrides["STREAMER_APP_ID"],
         topic_partitions=4,
         model_dir=REPO / "onnx_models",
+        record_keys=stack.record_keys,
     )
     yield Isolated(stack, settings, env, tmp_path)
     for worker in stack.workers:

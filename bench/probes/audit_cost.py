@@ -6,14 +6,19 @@ the consumer offsets stored as the audit stage stores them. Then it writes the s
 is in the ledger, so the sink takes its slower way that skips them (what a redelivery costs). It reads the
 backend's CPU from /proc, so it must run on the same machine as the server.
 
+Each decision carries its sealed record (the `streamer-record` header, as the scorer makes it), so the cost
+includes opening it and storing the five record columns (migration 009); `--no-records` measures without.
+
     python -m bench.probes.audit_cost 8
+    python -m bench.probes.audit_cost 8 --no-records
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from streamer.audit.migrations import migrate
 from streamer.audit.sink import AuditSink, DecisionEvent
 from streamer.core.decisions import DecisionEncoder
 from streamer.core.policy import DecisionPolicy
+from streamer.core.records import RECORD, KeyRing, RecordEncoder, generate_keys
 from streamer.core.validation import Rejection, parse_application
 from streamer.local.embedded import EmbeddedPostgres
 from streamer.local.synthetic import ApplicationFactory
@@ -32,10 +38,11 @@ from streamer.model.registry import champion
 BATCH = 2_000
 
 
-def _decisions(count: int) -> list[list[DecisionEvent]]:
+def _decisions(count: int, keys: KeyRing | None) -> list[list[DecisionEvent]]:
     entry = champion(Path("onnx_models"))
     scorer = OnnxScorer.load(entry.path, entry.name, entry.version, entry.sha256)
     encoder = DecisionEncoder(scorer.ref, scorer.feature_names, DecisionPolicy())
+    records = RecordEncoder(scorer.feature_names)
     factory = ApplicationFactory(seed=int(time.time()))
     batches, offset = [], 0
     for _ in range(count):
@@ -43,7 +50,13 @@ def _decisions(count: int) -> list[list[DecisionEvent]]:
         applications = [a for a in parsed if not isinstance(a, Rejection)]
         decided = encoder.encode(applications, [0.0] * len(applications), scorer.score(applications),
                                  datetime.now(UTC))
-        batches.append([DecisionEvent("loan-decisions", i % 4, offset + i, d.value) for i, d in enumerate(decided)])
+        sealed: list[bytes | None] = [None] * len(decided)
+        if keys is not None:  # as the scorer seals them (streamer/stages/scoring.py)
+            by_id = {a.application_id: a for a in applications}
+            sealed = list(keys.sealer(RECORD).seal_many([records.document(by_id[d.application_id]) for d in decided],
+                                                        [uuid.UUID(d.decision_id).bytes for d in decided]))
+        batches.append([DecisionEvent("loan-decisions", i % 4, offset + i, d.value, record)
+                        for i, (d, record) in enumerate(zip(decided, sealed, strict=True))])
         offset += len(decided)
     return batches
 
@@ -87,15 +100,16 @@ def _measure(sink: AuditSink, url: str, name: str, work: list[list[DecisionEvent
             f"stored (tables, indexes) {stored / events:,.0f} B/row")
 
 
-def main(batches: int) -> None:
+def main(batches: int, with_records: bool = True) -> None:
+    keys = KeyRing.parse(generate_keys("probe"), None) if with_records else None
     with tempfile.TemporaryDirectory() as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "pg").start()
         try:
             migrate(postgres.url)
-            sink = AuditSink(postgres.url, consumer_group="probe-audit")
+            sink = AuditSink(postgres.url, consumer_group="probe-audit", record_keys=keys)
             try:
                 for round_ in (1, 2):
-                    work = _decisions(batches)  # fresh ids each round
+                    work = _decisions(batches, keys)  # fresh ids each round
                     for name in ("new ids: binary COPY into ledger and table",
                                  "ids already audited: staging + ON CONFLICT"):
                         print(f"round {round_} {_measure(sink, postgres.url, name, work)}", flush=True)
@@ -106,4 +120,8 @@ def main(batches: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8)
+    parser = argparse.ArgumentParser(prog="python -m bench.probes.audit_cost", description=__doc__.split("\n")[0])
+    parser.add_argument("batches", type=int, nargs="?", default=8, help=f"batches of {BATCH:,} decisions per round")
+    parser.add_argument("--no-records", action="store_true", help="decisions without their record header")
+    arguments = parser.parse_args()
+    main(arguments.batches, with_records=not arguments.no_records)

@@ -1,4 +1,4 @@
-"""The subcommands that talk to Postgres only: `streamer migrate | audit-partitions | audit-restore`.
+"""The subcommands that talk to Postgres only: `streamer migrate | audit-partitions | audit-restore | decisions`.
 
 Plain click, with no Faust app behind them: building one builds its Kafka credentials, which read the CA
 bundle of STREAMER_SSL_CA_LOCATION, and the migrate Job and the partitions CronJob have no business with
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import click
 
+from streamer.app.decisions_cli import decisions
 from streamer.audit import health, partitions, restore
 from streamer.audit.migrations import migrate as apply_migrations
 from streamer.config import Settings
 
-__all__ = ["COMMANDS", "audit_partitions", "audit_restore", "database_cli", "migrate"]
+__all__ = ["COMMANDS", "audit_partitions", "audit_restore", "database_cli", "decisions", "migrate"]
 
 
 @click.command()
@@ -54,6 +55,6 @@ def audit_restore(dump: Path, pg_restore: str) -> None:
 
 
 COMMANDS: dict[str, click.Command] = {
-    "migrate": migrate, "audit-partitions": audit_partitions, "audit-restore": audit_restore,
+    "migrate": migrate, "audit-partitions": audit_partitions, "audit-restore": audit_restore, "decisions": decisions,
 }
 database_cli = click.Group("streamer", commands=COMMANDS, help="The commands that talk to Postgres only.")

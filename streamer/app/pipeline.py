@@ -22,6 +22,7 @@ from streamer.audit.health import database_reachable, default_partition_rows
 from streamer.audit.sink import AuditSink
 from streamer.config import Settings
 from streamer.core.policy import DecisionPolicy
+from streamer.core.records import KeyRing
 from streamer.logging import get_logger
 from streamer.model.registry import FileRegistry, ModelRegistry, RegistryUnreachable, open_registry
 from streamer.model.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
@@ -87,6 +88,7 @@ class PipelineService(mode.Service):
         self._audit_lag: CommittedLag | None = None
         self._audit_stage: AuditStage | None = None
         self._tracer_shutdown: Callable[[], object] | None = None
+        self._record_keys: KeyRing | None = None
 
     async def on_start(self) -> None:
         s = self.settings
@@ -100,6 +102,10 @@ class PipelineService(mode.Service):
         self.model = await asyncio.to_thread(load_champion, s, registry)
         self.watcher = ModelWatcher(registry, self.model)
         self._model_poll_s = s.mlflow_poll_interval_s if registry.name == "mlflow" else FILE_POLL_INTERVAL_S
+        self._record_keys = s.record_key_ring()  # a bad key setting stops the worker here, quoting no key
+        if self._record_keys is None:
+            log.warning("decision_records_disabled",
+                        detail="STREAMER_RECORD_KEYS is unset: decisions carry no record, and their audit rows none")
         self.loops = [self._scoring_loop(self.model, tracer), self._audit_loop()]
         for loop in self.loops:
             loop.start()
@@ -228,7 +234,8 @@ class PipelineService(mode.Service):
             if s.broker_profile == "tansu":
                 log.warning("read_committed_unsupported", broker="tansu",
                             detail="Tansu shows aborted transactions to read_committed consumers")
-            stage = ScoringStage(model, DecisionPolicy(), None, topics, s.max_event_bytes, source, tracer)
+            stage = ScoringStage(model, DecisionPolicy(), None, topics, s.max_event_bytes, source, tracer,
+                                 self._record_keys)
             return TransactionalLoop(
                 "scorer", consumer_config(s, s.scorer_group()), transactional_producer_config(s), [s.input_topic],
                 stage.decide, max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
@@ -238,7 +245,7 @@ class PipelineService(mode.Service):
             )
         self._decisions_publisher = Publisher(producer_config(s), too_large=refused_as_too_large)
         stage = ScoringStage(model, DecisionPolicy(), self._decisions_publisher, topics, s.max_event_bytes, source,
-                             tracer)
+                             tracer, self._record_keys)
         return BatchLoop(
             "scorer", consumer_config(s, s.scorer_group()), [s.input_topic], stage,
             max_batch=s.batch_max_events, max_wait_s=s.batch_max_wait_ms / 1000,
@@ -248,8 +255,9 @@ class PipelineService(mode.Service):
 
     def _audit_loop(self) -> BatchLoop:
         s = self.settings
-        url, group = s.database_url.get_secret_value(), s.audit_group()
-        stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s, consumer_group=group),
+        url, group, keys = s.database_url.get_secret_value(), s.audit_group(), self._record_keys
+        stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s, consumer_group=group,
+                                             record_keys=keys),
                            Publisher(producer_config(s), too_large=refused_as_too_large), s.dlq_topic,
                            s.audit_writers, event_source=s.cloud_event_source())
         self._audit_stage = stage

@@ -17,11 +17,14 @@ from typing import Any, NamedTuple
 import orjson
 
 from schemas.decision import MAX_REASON_CODES, SCHEMA_VERSION_DECISION, Outcome
+from streamer.core.records import PROTECTED, RECORD, KeyRing, Sealer, Unreadable, split
 
 # decision_audit's columns in COPY order (recorded_at is the server's); the ledger's are the first and the tenth.
+# The last five are the decision's record (migration 009), all NULL when the decision came without one.
 COLUMNS = ("decision_id", "application_id", "outcome", "probability_of_default", "model_name", "model_version",
            "model_sha256", "policy_version", "reason_codes", "decided_at", "latency_ms", "source_topic",
-           "source_partition", "source_offset")
+           "source_partition", "source_offset", "application_schema_version", "application", "features",
+           "protected_attributes", "record_key_id")
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: no flags, no extension
 TRAILER = b"\xff\xff"
 
@@ -44,6 +47,9 @@ def _text(value: str) -> bytes:
 
 _OUTCOMES = {o.value: _text(o.value) for o in Outcome}
 _NO_REASONS = _LENGTH.pack(3) + b"\x01[]"  # jsonb's binary format: a version byte, then the JSON text
+_NO_RECORD = _LENGTH.pack(-1) * 5  # five NULLs
+_SMALLINT = struct.Struct(">ih")
+_SEALS_PER_KEY = 10_000  # a new derived key (and salt) after this many rows: see streamer/core/records.py
 
 
 class EncodedRow(NamedTuple):
@@ -58,15 +64,26 @@ class NotADecision(ValueError):
 
 
 class RowEncoder:
-    """Encodes decisions into rows; remembers the few parts that repeat across batches."""
+    """Encodes decisions into rows; remembers the few parts that repeat across batches.
 
-    def __init__(self) -> None:
+    With `record_keys`, a decision's record (its `streamer-record` header) is opened and stored: the application
+    and features without the protected attributes, and those sealed again under the current key, bound to the
+    decision. A record that cannot be opened leaves the five columns NULL and is counted in `unreadable`: the
+    decision is still audited."""
+
+    def __init__(self, record_keys: KeyRing | None = None) -> None:
         self._times: dict[str, bytes] = {}
         self._models: dict[tuple[Any, Any, Any, Any], bytes] = {}
         self._topics: dict[str, bytes] = {}
+        self._keys = record_keys
+        self._sealer: Sealer | None = None
+        self._sealed = 0
+        self._key_id = _text(record_keys.current) if record_keys is not None else b""
+        self.unreadable = 0  # records that failed to open, since this encoder was made
 
-    def row(self, value: bytes, topic: str, partition: int, offset: int) -> EncodedRow:
-        """The rows for one Decision v1 record, or NotADecision naming what is wrong."""
+    def row(self, value: bytes, topic: str, partition: int, offset: int, record: bytes | None = None) -> EncodedRow:
+        """The rows for one Decision v1 record (and its decision record, if any), or NotADecision naming what
+        is wrong with the decision."""
         try:
             d = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -74,7 +91,7 @@ class RowEncoder:
         if type(d) is not dict:
             raise NotADecision("not an object")
         try:
-            return self._row(d, topic, partition, offset)
+            return self._row(d, topic, partition, offset, record)
         except _Field as exc:
             raise NotADecision(f"field {exc.name}") from None
         except KeyError as exc:
@@ -82,7 +99,7 @@ class RowEncoder:
         except UnicodeEncodeError:  # a lone surrogate: not text Postgres can hold
             raise NotADecision("field application_id") from None
 
-    def _row(self, d: dict[str, Any], topic: str, partition: int, offset: int) -> EncodedRow:
+    def _row(self, d: dict[str, Any], topic: str, partition: int, offset: int, record: bytes | None) -> EncodedRow:
         # Checks inline, not one function call each: this runs once per audit row, on a thread that shares the
         # GIL with the scorer. A NaN fails every comparison, so the range checks refuse it too.
         version = d["schema_version"]
@@ -114,8 +131,27 @@ class RowEncoder:
             _ROW_HEAD.pack(len(COLUMNS), 16, uuid, len(app)), app, outcome, _FLOAT8.pack(8, probability),
             self._model(d["model"], d["policy_version"]), _jsonb(reasons) if reasons else _NO_REASONS, decided_at,
             _FLOAT8.pack(8, latency), self._topic(topic), _SOURCE.pack(4, partition, 8, offset),
+            _NO_RECORD if record is None or self._keys is None else self._record(self._keys, record, uuid),
         ))
         return EncodedRow(uuid, offset, _LEDGER_HEAD.pack(2, 16, uuid) + decided_at, row)
+
+    def _record(self, keys: KeyRing, record: bytes, decision_id: bytes) -> bytes:
+        """application_schema_version, application, features, protected_attributes and record_key_id, encoded;
+        five NULLs for a record that does not open."""
+        try:
+            parts = split(keys.open(record, RECORD, decision_id))
+        except Unreadable:
+            self.unreadable += 1
+            return _NO_RECORD
+        if not 0 < parts.schema_version < 32_768:
+            self.unreadable += 1
+            return _NO_RECORD
+        if self._sealer is None or self._sealed >= _SEALS_PER_KEY:
+            self._sealer, self._sealed = keys.sealer(PROTECTED), 0
+        self._sealed += 1
+        protected = self._sealer.seal(parts.protected, decision_id)
+        return b"".join((_SMALLINT.pack(2, parts.schema_version), _jsonb_text(parts.application),
+                         _jsonb_text(parts.features), _LENGTH.pack(len(protected)), protected, self._key_id))
 
     def _model(self, model: Any, policy_version: Any) -> bytes:
         """model_name, model_version, model_sha256 and policy_version, encoded."""
@@ -185,5 +221,8 @@ def _uuid(text: Any) -> bytes:
 
 
 def _jsonb(value: Any) -> bytes:
-    data = b"\x01" + orjson.dumps(value)
-    return _LENGTH.pack(len(data)) + data
+    return _jsonb_text(orjson.dumps(value))
+
+
+def _jsonb_text(text: bytes) -> bytes:
+    return _LENGTH.pack(len(text) + 1) + b"\x01" + text

@@ -27,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from streamer import metrics
 from streamer.audit.rows import COLUMNS, SIGNATURE, TRAILER, EncodedRow, NotADecision, RowEncoder
+from streamer.core.records import KeyRing
 
 _COLUMNS = ", ".join(COLUMNS)
 _COPY_LEDGER = "COPY decision_audit_ids (decision_id, decided_at) FROM STDIN (FORMAT BINARY)"
@@ -46,9 +47,11 @@ WITH claimed AS (
     RETURNING decision_id
 )
 INSERT INTO decision_audit (decision_id, application_id, outcome, probability_of_default, model_name, model_version,
-    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset)
+    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset,
+    application_schema_version, application, features, protected_attributes, record_key_id)
 SELECT decision_id, application_id, outcome, probability_of_default, model_name, model_version,
-    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset
+    model_sha256, policy_version, reason_codes, decided_at, latency_ms, source_topic, source_partition, source_offset,
+    application_schema_version, application, features, protected_attributes, record_key_id
 FROM decision_audit_incoming JOIN claimed USING (decision_id)
 """
 # Offsets only move forward: a batch read again (Kafka's committed offsets reset behind) stores nothing
@@ -68,13 +71,15 @@ WATCHDOG_GRACE_S = 5.0  # past the write timeout, for Postgres's own statement_t
 
 
 class DecisionEvent(NamedTuple):
-    """A decision record as consumed: its JSON value and where it sits in Kafka (one per record: a
-    NamedTuple is cheaper to build than a frozen dataclass)."""
+    """A decision record as consumed: its JSON value, its sealed decision record (the `streamer-record` header)
+    if it has one, and where it sits in Kafka (one per record: a NamedTuple is cheaper to build than a frozen
+    dataclass)."""
 
     topic: str
     partition: int
     offset: int
     value: bytes
+    record: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -90,13 +95,13 @@ class AuditUnavailable(Exception):
 
 class AuditSink:
     def __init__(self, database_url: str, connect_timeout_s: int = 5, write_timeout_s: float = 30.0,
-                 consumer_group: str | None = None) -> None:
+                 consumer_group: str | None = None, record_keys: KeyRing | None = None) -> None:
         self._url = database_url
         self._consumer_group = consumer_group  # whose offsets write() stores; None: none
         self._connect_timeout_s = connect_timeout_s
         self._write_timeout_s = write_timeout_s
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self._encoder = RowEncoder()
+        self._encoder = RowEncoder(record_keys)
 
     def answers(self) -> bool:
         """Whether Postgres answers a trivial query now (on a new connection if need be)."""
@@ -153,12 +158,14 @@ class AuditSink:
     def _rows(self, events: Sequence[DecisionEvent]) -> tuple[list[tuple[EncodedRow, DecisionEvent]],
                                                                list[tuple[DecisionEvent, str]]]:
         rows, refused = [], []
-        encode = self._encoder.row
+        encode, unreadable = self._encoder.row, self._encoder.unreadable
         for event in events:
             try:
-                rows.append((encode(event.value, event.topic, event.partition, event.offset), event))
+                rows.append((encode(event.value, event.topic, event.partition, event.offset, event.record), event))
             except NotADecision as exc:
                 refused.append((event, f"not a Decision v1; {exc}"))
+        if self._encoder.unreadable > unreadable:  # audited all the same, without their record
+            metrics.AUDIT_RECORDS_UNREADABLE.inc(self._encoder.unreadable - unreadable)
         return rows, refused
 
     def _insert(self, rows: Sequence[tuple[EncodedRow, DecisionEvent]], offsets: Offsets | None) -> int:

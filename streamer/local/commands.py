@@ -71,6 +71,8 @@ async def local(self: AppCommand, kafka_port: int, data_dir: str | None) -> None
             stack.start()
             print(f"STREAMER_KAFKA_BOOTSTRAP={stack.kafka.bootstrap}", flush=True)
             print(f"STREAMER_DATABASE_URL={stack.postgres.url}", flush=True)
+            # This stack's own development key, for `streamer decisions` (never a production key).
+            print(f"STREAMER_RECORD_KEYS={stack.record_keys}", flush=True)
             worker = stack.start_worker(log_name=None, wait=False)
             while worker.process is not None and worker.process.poll() is None:
                 await asyncio.sleep(0.5)

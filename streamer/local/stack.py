@@ -21,6 +21,7 @@ from typing import IO, Literal, Protocol
 
 from streamer.audit.migrations import migrate
 from streamer.config import Settings
+from streamer.core.records import generate_keys
 from streamer.local.apache_kafka import ApacheKafka, ensure_class_archive
 from streamer.local.embedded import EmbeddedKafka, EmbeddedPostgres
 from streamer.local.kafka_jars import ensure_kafka_jars
@@ -126,6 +127,8 @@ class LocalStack:
         self.kafka = make_broker(broker, run_dir, kafka_port)
         self.postgres = EmbeddedPostgres(run_dir / "pg")
         self.workers: list[WorkerProcess] = []
+        # Decision records on, as in production: a key of this stack's own unless the environment gives one.
+        self.record_keys = os.environ.get("STREAMER_RECORD_KEYS") or generate_keys("dev")
 
     def start(self) -> LocalStack:
         try:
@@ -146,12 +149,14 @@ class LocalStack:
             "STREAMER_LOG_FORMAT": "json",
             "STREAMER_BROKER_PROFILE": self.broker_kind,
             "STREAMER_CREATE_TOPICS": "true",  # a development broker: nobody provisions its topics
+            "STREAMER_RECORD_KEYS": self.record_keys,
             **extra,
         }
 
     def settings(self, **overrides: object) -> Settings:
         fields = {"kafka_bootstrap": self.kafka.bootstrap, "database_url": self.postgres.url,
-                  "broker_profile": self.broker_kind, "create_topics": True, **overrides}
+                  "broker_profile": self.broker_kind, "create_topics": True, "record_keys": self.record_keys,
+                  **overrides}
         return Settings(**fields)  # type: ignore[arg-type]
 
     def start_worker(self, log_name: str | None = "worker.log", wait: bool = True, **env: str) -> WorkerProcess:

@@ -84,6 +84,21 @@ def champion(model_dir: Path) -> ModelEntry:
         raise RegistryError(f"cannot read the champion from {path}: {exc!r}") from exc
 
 
+def by_sha256(model_dir: Path, sha256: str) -> ModelEntry:
+    """The registered artifact with this sha256, champion or not: a replaced model stays listed in `models`
+    after a promotion (training/registry.py), so a decision it made can still be re-scored."""
+    path = model_dir / REGISTRY_FILE
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))["models"]
+        for artifact_id, entry in models.items():
+            if entry["sha256"] == sha256:
+                return ModelEntry(artifact_id, entry["name"], str(entry["version"]), _inside(model_dir, entry["file"]),
+                                  entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RegistryError(f"cannot read the models of {path}: {exc!r}") from exc
+    raise RegistryError(f"no artifact with sha256 {sha256} is registered in {path}")
+
+
 def _inside(model_dir: Path, file: str) -> Path:
     """The artifact's path, which must stay inside `model_dir` once `..` and symlinks are resolved: the
     directory is what operators mount, sign off and back up, and what the fleet's replicas all see."""

@@ -30,6 +30,7 @@ from confluent_kafka import Message
 
 from streamer import metrics
 from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
+from streamer.core.records import HEADER
 from streamer.logging import get_logger
 from streamer.runtime.publisher import OutboundRecord, Publisher
 from streamer.stages.audit_offsets import Offsets, SafeOffsets
@@ -107,7 +108,8 @@ class AuditStage:
             if not value:
                 unusable.append(self._dead(message, "invalid_decision", "the record has no value"))
                 continue
-            event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value)
+            event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value,
+                                  _record_header(message))
             source[id(event)] = message
             events.append(event)
         future: Future[None] = Future()
@@ -238,6 +240,15 @@ class _Work(NamedTuple):
 
 
 _FLUSH = _Work(Future(), [], {}, [], False)  # a marker: store the safe offsets
+
+
+def _record_header(message: Message) -> bytes | None:
+    """The decision's sealed record (streamer/core/records.py), if it came with one."""
+    headers = message.headers() or []  # a consumed record's are (name, bytes) pairs; the type also allows a dict
+    for key, value in headers.items() if isinstance(headers, dict) else headers:
+        if key == HEADER and isinstance(value, bytes):
+            return value
+    return None
 
 
 def _error_class(error: AuditUnavailable) -> str:

@@ -20,6 +20,7 @@ from streamer import metrics
 from streamer.core.cloud_events import DECISION_TYPE, JSON, EventHeaders
 from streamer.core.decisions import DecisionEncoder, EncodedDecision
 from streamer.core.policy import DecisionPolicy
+from streamer.core.records import HEADER, RECORD, KeyRing, RecordEncoder
 from streamer.core.trace_context import trace_headers
 from streamer.core.validation import Rejection, parse_application
 from streamer.logging import get_logger
@@ -55,9 +56,11 @@ class ScoringStage:
         max_event_bytes: int,
         event_source: str,
         tracer: BatchTracer | None = None,
+        record_keys: KeyRing | None = None,
     ) -> None:
         """`event_source`: the CloudEvents source of decisions and dead letters (`Settings.event_source`)."""
         self._model = model
+        self._record_keys = record_keys  # None: decisions carry no record
         self._policy = policy
         self._publisher = publisher
         self._topics = topics
@@ -66,6 +69,7 @@ class ScoringStage:
         self._decision_events = EventHeaders(event_source, DECISION_TYPE, JSON)
         self._dead_letter_events = dead_letter_events(event_source)
         self._tracer = tracer
+        self._record_encoders: dict[tuple[str, ...], RecordEncoder] = {}
 
     def __call__(self, batch: Sequence[Message]) -> PendingDelivery:
         """at_least_once: score the batch and hand its decisions and dead letters to the producer; the
@@ -93,18 +97,38 @@ class ScoringStage:
         rejected.extend((m, r, "scoring") for m, r in failed)
         events, topic = self._dead_letter_events, self._topics.dead_letters
         outbound = [dead_letter(m, topic, r.reason, r.detail, stage, events) for m, r, stage in rejected]
-        topic, headers_of = self._topics.decisions, self._decision_events.of
-        # The application's trace context goes on with its decision (a record without headers costs ~50 ns).
-        outbound.extend(
-            OutboundRecord(topic, d.application_id.encode(), d.value,
-                           headers_of(d.decision_id, d.decided_at, trace_headers(m.headers())))
-            for m, d in decided
-        )
+        outbound.extend(self._decision_records(scorer, decided, valid))
         decisions = [d for _, d in decided]
         rejections = [r for _, r, _ in rejected]
         if self._tracer is not None:
             self._tracer.batch_decided(batch, started_ns, len(decisions), len(rejections))
         return Decided(outbound, lambda: self._count(batch, decisions, rejections, scorer, started))
+
+    def _decision_records(
+        self, scorer: OnnxScorer, decided: list[tuple[Message, EncodedDecision]],
+        valid: list[tuple[Message, Application]],
+    ) -> list[OutboundRecord]:
+        """The decision events as CloudEvents with their application's trace context and, when a key is
+        configured, their record sealed in one header (streamer/core/records.py): consumers of the topic see
+        Decision v1 and an opaque blob, no application data."""
+        topic, headers_of = self._topics.decisions, self._decision_events.of
+        # The application's trace context goes on with its decision (a record without headers costs ~50 ns).
+        headers = [headers_of(d.decision_id, d.decided_at, trace_headers(m.headers())) for m, d in decided]
+        if self._record_keys is not None and decided:
+            encoder = self._record_encoders.get(scorer.feature_names)
+            if encoder is None:
+                encoder = RecordEncoder(scorer.feature_names)
+                self._record_encoders = {scorer.feature_names: encoder}
+            # By record, not by application id: two applications with one id in a batch keep their own inputs.
+            application_of = {id(m): a for m, a in valid}
+            envelopes = self._record_keys.sealer(RECORD).seal_many(
+                [encoder.document(application_of[id(m)]) for m, _ in decided],
+                [bytes.fromhex(d.decision_id.replace("-", "")) for _, d in decided],
+            )
+            for event_headers, envelope in zip(headers, envelopes, strict=True):
+                event_headers.append((HEADER, envelope))
+        return [OutboundRecord(topic, d.application_id.encode(), d.value, h)
+                for (_, d), h in zip(decided, headers, strict=True)]
 
     def _decide(
         self, scorer: OnnxScorer, valid: list[tuple[Message, Application]]

@@ -166,7 +166,7 @@ class TestSettings:
         for secret in example_secrets():
             assert "data" not in secret
             for key, value in secret["stringData"].items():
-                if "PASSWORD" in key or "URL" in key:
+                if "PASSWORD" in key or "URL" in key or key == "STREAMER_RECORD_KEYS":
                     assert "REPLACE_ME" in value, key
 
 

@@ -1,5 +1,6 @@
-"""The migrations of issue 13 (006 offsets table, 007 BRIN time indexes) on a database that holds audit rows:
-every row stays as it was, in the partition it was in, and the audit goes on writing one row per decision."""
+"""The migrations of issue 13 (006 offsets table, 007 BRIN time indexes) and issue 14 (009 record columns) on a
+database that holds audit rows: every row stays as it was, in the partition it was in, and the audit goes on
+writing one row per decision."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from psycopg.conninfo import make_conninfo
 from schemas import decision_id_for
 from streamer.audit.migrations import migrate, pending_sql
 from streamer.audit.sink import AuditSink, DecisionEvent
+from streamer.core.records import RECORD, KeyRing, RecordEncoder, generate_keys
 from streamer.local.stack import LocalStack
+from streamer.model.onnx_scorer import SMOKE_APPLICATION
 from tests.conftest import TANSU_ONLY
 
 pytestmark = [pytest.mark.integration, TANSU_ONLY]  # Postgres only: one broker is enough
@@ -96,7 +99,10 @@ class TestMigratingAPopulatedDatabase:
         applied = migrate(database_at_005)
 
         assert applied == [v for v, _ in pending_sql() if v > BEFORE_ISSUE_13]
-        assert _everything(database_at_005) == (rows, ids)
+        after, ids_after = _everything(database_at_005)
+        # 009 (issue 14) adds the five record columns, NULL for every row written before it.
+        assert ([row[:-5] for row in after], ids_after) == (rows, ids)
+        assert {row[-5:] for row in after} == {(None,) * 5}
         with psycopg.connect(database_at_005) as conn:
             methods = conn.execute(
                 "SELECT c.relname, a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
@@ -116,3 +122,26 @@ class TestMigratingAPopulatedDatabase:
         assert len(rows) == len(ids) == 41
         with psycopg.connect(database_at_005) as conn:
             assert conn.execute("SELECT next_offset FROM audit_consumer_offsets").fetchall() == [(100,)]
+
+
+def test_a_row_with_its_record_that_waited_in_default_moves_into_its_new_month_whole(database_at_005: str) -> None:
+    migrate(database_at_005)
+    keys = KeyRing.parse(generate_keys("k1"), None)
+    later = NOW + timedelta(days=600)  # past the months `migrate` creates: lands in DEFAULT
+    event = _event("app-later", later, 7)
+    decision_id = uuid.UUID(json.loads(event.value)["decision_id"]).bytes
+    record = keys.sealer(RECORD).seal(RecordEncoder(["savings", "age_years"]).document(SMOKE_APPLICATION), decision_id)
+    sink = AuditSink(database_at_005, consumer_group="g", record_keys=keys)
+    try:
+        assert sink.write([event._replace(record=record)]).inserted == 1
+    finally:
+        sink.close()
+    query = ("SELECT tableoid::regclass::text, application->'applicant'->>'savings', features, record_key_id,"
+             " protected_attributes IS NOT NULL FROM decision_audit")
+    with psycopg.connect(database_at_005, autocommit=True) as conn:
+        [before] = conn.execute(query).fetchall()
+        conn.execute("SELECT streamer_ensure_audit_partitions(%s, %s)", [later.date(), later.date()])
+        [after] = conn.execute(query).fetchall()
+    assert before[0] == "decision_audit_default"
+    assert after[0] == f"decision_audit_y{later:%Y}m{later:%m}"
+    assert after[1:] == before[1:] == ("below_100", {"savings": "below_100"}, "k1", True)

@@ -12,8 +12,15 @@ import orjson
 import pytest
 
 from schemas import decision_id_for
-from streamer.audit.rows import COLUMNS, NotADecision, RowEncoder
+from streamer.audit.rows import COLUMNS, EncodedRow, NotADecision, RowEncoder
 from streamer.audit.sink import _INSERT_NEW
+from streamer.core.records import PROTECTED, RECORD, KeyRing, RecordEncoder, generate_keys
+from streamer.model.onnx_scorer import SMOKE_APPLICATION
+
+
+def _columns(encoded: EncodedRow) -> dict[str, bytes]:
+    """The row's fields by column name; NULL as b"" (every column of a decision without a record is set)."""
+    return {name: field or b"" for name, field in zip(COLUMNS, _fields(encoded.row), strict=True)}
 
 
 def _decision(**overrides: Any) -> dict[str, Any]:
@@ -28,13 +35,13 @@ def _decision(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-def _fields(row: bytes) -> list[bytes]:
-    """A binary COPY row split into its fields."""
+def _fields(row: bytes) -> list[bytes | None]:
+    """A binary COPY row split into its fields (None for NULL)."""
     (count,), at, fields = struct.unpack_from(">h", row), 2, []
     for _ in range(count):
         (length,) = struct.unpack_from(">i", row, at)
-        fields.append(row[at + 4:at + 4 + length])
-        at += 4 + length
+        fields.append(row[at + 4:at + 4 + length] if length >= 0 else None)
+        at += 4 + max(length, 0)
     assert at == len(row)
     return fields
 
@@ -42,7 +49,7 @@ def _fields(row: bytes) -> list[bytes]:
 class TestRowEncoder:
     def test_a_decision_becomes_a_row_of_every_column_in_postgres_binary_format(self) -> None:
         encoded = RowEncoder().row(orjson.dumps(_decision()), "loan-decisions", 3, 40)
-        fields = dict(zip(COLUMNS, _fields(encoded.row), strict=True))
+        fields = _columns(encoded)
         assert uuid.UUID(bytes=fields["decision_id"]) == uuid.UUID(decision_id_for("app-1", "m", "1"))
         assert fields["application_id"] == b"app-1" and fields["outcome"] == b"decline"
         assert struct.unpack(">d", fields["probability_of_default"]) == (0.71,)
@@ -56,6 +63,7 @@ class TestRowEncoder:
         assert struct.unpack(">i", fields["source_partition"]) == (3,)
         assert struct.unpack(">q", fields["source_offset"]) == (40,)
         assert _fields(encoded.ledger) == [fields["decision_id"], fields["decided_at"]]
+        assert _fields(encoded.row)[-5:] == [None] * 5  # no record came with it
 
     def test_a_time_with_another_offset_is_stored_as_the_same_instant(self) -> None:
         encoder = RowEncoder()
@@ -131,6 +139,53 @@ class TestRowEncoder:
 
 
 _MICROSECOND = datetime(2000, 1, 1, 0, 0, 0, 1) - datetime(2000, 1, 1)
+_KEYS = KeyRing.parse(generate_keys("k1"), None)
+_INPUTS = ("loan_amount", "savings", "age_years", "foreign_worker")
+
+
+def _sealed_record(decision_id: str, keys: KeyRing = _KEYS) -> bytes:
+    """What the scorer puts in the decision's streamer-record header."""
+    document = RecordEncoder(_INPUTS).document(SMOKE_APPLICATION)
+    return keys.sealer(RECORD).seal(document, uuid.UUID(decision_id).bytes)
+
+
+class TestDecisionRecords:
+    def test_a_record_is_stored_in_the_clear_without_the_protected_attributes_which_are_sealed(self) -> None:
+        decision = _decision()
+        encoded = RowEncoder(_KEYS).row(orjson.dumps(decision), "t", 0, 0, _sealed_record(decision["decision_id"]))
+        fields = _columns(encoded)
+        assert struct.unpack(">h", fields["application_schema_version"]) == (1,)
+        assert fields["application"][:1] == fields["features"][:1] == b"\x01"  # jsonb's version byte
+        application, features = orjson.loads(fields["application"][1:]), orjson.loads(fields["features"][1:])
+        assert application["applicant"]["savings"] == "below_100"
+        assert not {"personal_status", "age_years", "foreign_worker"} & set(application["applicant"])
+        assert features == {"loan_amount": 2500.0, "savings": "below_100"}
+        for clear in (b"male_single", b"personal_status", b"foreign_worker"):
+            assert clear not in encoded.row
+        assert fields["record_key_id"] == b"k1"
+        protected = _KEYS.open(fields["protected_attributes"], PROTECTED, uuid.UUID(decision["decision_id"]).bytes)
+        assert orjson.loads(protected) == {
+            "applicant": {"personal_status": "male_single", "age_years": 35, "foreign_worker": True},
+            "features": {"age_years": 35, "foreign_worker": True},
+        }
+
+    def test_a_record_that_fails_authentication_leaves_the_record_columns_null_and_is_counted(self) -> None:
+        decision, encoder = _decision(), RowEncoder(_KEYS)
+        other = _sealed_record(decision_id_for("app-2", "m", "1"))  # another decision's record
+        tampered = bytearray(_sealed_record(decision["decision_id"]))
+        tampered[-1] ^= 1
+        stranger = _sealed_record(decision["decision_id"], KeyRing.parse(generate_keys("k9"), None))
+        for record in (other, bytes(tampered), stranger, b"garbage"):
+            encoded = encoder.row(orjson.dumps(decision), "t", 0, 0, record)
+            assert _fields(encoded.row)[-5:] == [None] * 5
+            assert _columns(encoded)["outcome"] == b"decline"  # the decision is audited all the same
+        assert encoder.unreadable == 4
+
+    def test_without_keys_a_record_is_ignored(self) -> None:
+        decision, encoder = _decision(), RowEncoder()
+        encoded = encoder.row(orjson.dumps(decision), "t", 0, 0, _sealed_record(decision["decision_id"]))
+        assert _fields(encoded.row)[-5:] == [None] * 5
+        assert encoder.unreadable == 0
 
 
 

@@ -13,6 +13,7 @@ import structlog
 
 from streamer.audit.sink import AuditSink, AuditUnavailable, DecisionEvent
 from streamer.config import Settings
+from streamer.core.records import generate_keys
 from streamer.logging import MASK, configure, get_logger
 
 JANE = {"full_name": "Jane Doe", "email": "jane.doe@example.com", "phone": "+49 170 1234567"}
@@ -132,6 +133,19 @@ class TestSecrets:
         out = _rendered(capfd, "json", emit, secrets=Settings(database_url=url).secret_values())
         assert '"batch_failed"' in out and '"batch_loop_crashed"' in out, out
         assert password not in out, out
+
+    def test_a_record_key_or_the_whole_key_setting_never_reaches_a_log_line(
+        self, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        first, second = generate_keys("k1"), generate_keys("k2")
+        keys = f"{first},{second}"
+        first, second = first.partition(":")[2], second.partition(":")[2]
+
+        def emit() -> None:
+            get_logger("test").warning("odd", setting=keys, detail=f"key {second} refused")
+
+        out = _rendered(capfd, "json", emit, secrets=Settings(record_keys=keys).secret_values())
+        assert '"odd"' in out and first not in out and second not in out, out
 
     def test_credentials_in_any_url_are_masked_and_the_rest_is_kept(self, capfd: pytest.CaptureFixture[str]) -> None:
         def emit() -> None:
