@@ -150,8 +150,8 @@ class RowEncoder:
             self._sealer, self._sealed = keys.sealer(PROTECTED), 0
         self._sealed += 1
         protected = self._sealer.seal(parts.protected, decision_id)
-        return b"".join((_SMALLINT.pack(2, parts.schema_version), _jsonb_text(parts.application),
-                         _jsonb_text(parts.features), _LENGTH.pack(len(protected)), protected, self._key_id))
+        return b"".join((_SMALLINT.pack(2, parts.schema_version), _json_text(parts.application),
+                         _json_text(parts.features), _LENGTH.pack(len(protected)), protected, self._key_id))
 
     def _model(self, model: Any, policy_version: Any) -> bytes:
         """model_name, model_version, model_sha256 and policy_version, encoded."""
@@ -226,3 +226,8 @@ def _jsonb(value: Any) -> bytes:
 
 def _jsonb_text(text: bytes) -> bytes:
     return _LENGTH.pack(len(text) + 1) + b"\x01" + text
+
+
+def _json_text(text: bytes) -> bytes:
+    """json's binary COPY format is the text itself (jsonb's adds a version byte and is parsed on insert)."""
+    return _LENGTH.pack(len(text)) + text

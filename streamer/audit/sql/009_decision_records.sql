@@ -8,9 +8,12 @@
 -- rewritten (a nullable column without a default is a catalog change), so this takes only a brief lock. No
 -- CHECK is added: one would scan every month's rows under that lock, and cost Postgres CPU on every insert;
 -- the audit writes the five columns together or leaves them all NULL (streamer/audit/rows.py).
+-- application and features are json, not jsonb: they are written once per decision and read only to show or
+-- reproduce one, and json stores the text as it comes where jsonb parses it on every insert, which cost
+-- Postgres ~15 us more per row (bench/results/audit-cost-records-2026-12-02.txt).
 ALTER TABLE decision_audit
     ADD COLUMN IF NOT EXISTS application_schema_version smallint,
-    ADD COLUMN IF NOT EXISTS application jsonb,
-    ADD COLUMN IF NOT EXISTS features jsonb,
+    ADD COLUMN IF NOT EXISTS application json,
+    ADD COLUMN IF NOT EXISTS features json,
     ADD COLUMN IF NOT EXISTS protected_attributes bytea,
     ADD COLUMN IF NOT EXISTS record_key_id text;
