@@ -259,7 +259,7 @@ class PipelineService(mode.Service):
         stage = AuditStage(lambda: AuditSink(url, write_timeout_s=s.audit_write_timeout_s, consumer_group=group,
                                              record_keys=keys),
                            Publisher(producer_config(s), too_large=refused_as_too_large), s.dlq_topic,
-                           s.audit_writers, event_source=s.cloud_event_source())
+                           s.audit_writers, event_source=s.cloud_event_source(), read_records=keys is not None)
         self._audit_stage = stage
         # The audit never skips decisions the broker no longer has (README, "Running in production"): a
         # committed offset out of range stops its partition, logged and counted. Not on Tansu, which loses its

@@ -70,9 +70,11 @@ class AuditWrite:
 class AuditStage:
     def __init__(
         self, sink_factory: Callable[[], AuditSink], publisher: Publisher, dead_letter_topic: str, writers: int = 2,
-        *, event_source: str,
+        *, event_source: str, read_records: bool = True,
     ) -> None:
-        """`event_source`: the CloudEvents source of the dead letters (`Settings.event_source`)."""
+        """`event_source`: the CloudEvents source of the dead letters (`Settings.event_source`). `read_records`:
+        look for each decision's sealed record; False when no record key is configured, since reading a
+        message's headers costs more than all else the stage does with it (bench/README.md)."""
         self._sink_factory = sink_factory
         self._sinks: list[AuditSink] = []
         self._local = threading.local()
@@ -80,6 +82,7 @@ class AuditStage:
         self._publish_lock = threading.Lock()  # the Publisher is not thread-safe; dead letters here are rare
         self._dead_letter_topic = dead_letter_topic
         self._dead_letter_events = dead_letter_events(event_source)
+        self._read_records = read_records
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._offsets = SafeOffsets()
         # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
@@ -108,8 +111,9 @@ class AuditStage:
             if not value:
                 unusable.append(self._dead(message, "invalid_decision", "the record has no value"))
                 continue
+            record = _record_header(message) if self._read_records else None
             event = DecisionEvent(message.topic() or "", message.partition() or 0, message.offset() or 0, value,
-                                  _record_header(message))
+                                  record)
             source[id(event)] = message
             events.append(event)
         future: Future[None] = Future()
