@@ -180,18 +180,25 @@ def check_dead_letters_verbatim(
     return checked
 
 
+# The dead letter's own CloudEvents headers, after its dlq.* ones (README, "Dead letters").
+CLOUD_EVENT_HEADERS = sorted(("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"))
+
+
 def assert_dead_letter_verbatim(record: Message, payload: Payload, sent: Headers, input_topic: str) -> None:
     """The README's promise on one dead letter: the published key, value and headers, byte for byte and the
-    headers in their order, plus exactly the documented `dlq.*` headers; a value over 900,000 bytes is cut to
-    its first 900,000, with `dlq.truncated`, its size and its sha256."""
+    headers in their order, plus exactly the documented `dlq.*` headers and the CloudEvents ones after them; a
+    value over 900,000 bytes is cut to its first 900,000, with `dlq.truncated`, its size and its sha256."""
     where = f"dead letter of {payload.label!r}"
     raw = record.headers() or []
     got = [(k, v.encode() if isinstance(v, str) else v) for k, v in (raw.items() if isinstance(raw, dict) else raw)]
     assert record.key() == payload.key, f"{where}: key {record.key()!r}, published {payload.key!r}"
-    original = [(k, v) for k, v in got if not k.startswith("dlq.")]
+    start = max((i for i, (k, _) in enumerate(got) if k == "dlq.reason"), default=len(got))  # ours begin there
+    original = got[:start]
     assert original == sent, f"{where}: original headers {original}, published {sent}"
-    ours = {k: v or b"" for k, v in got if k.startswith("dlq.")}
-    assert len(ours) == len(got) - len(original), f"{where}: a dlq.* header appears twice: {got}"
+    ours = {k: v or b"" for k, v in got[start:] if k.startswith("dlq.")}
+    events = sorted(k for k, _ in got[start:] if not k.startswith("dlq."))
+    assert events == CLOUD_EVENT_HEADERS, f"{where}: after the dlq.* headers {events}"
+    assert len(ours) + len(events) == len(got) - start, f"{where}: a dlq.* header appears twice: {got}"
     assert ours["dlq.source.topic"] == input_topic.encode(), f"{where}: {ours['dlq.source.topic']!r}"
     value = payload.value
     if value is not None and len(value) > DLQ_VALUE_LIMIT:
