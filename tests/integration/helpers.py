@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamer.config import Settings
+from streamer.local.tally import TopicReader
 from streamer.runtime.clients import common_config
 
 
@@ -102,3 +103,24 @@ def eventually(check: Callable[[], bool], timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout_s}s: {what}")
         time.sleep(0.25)
+
+
+def decisions_read(settings: Settings, count: int, settle_s: float = 1.0) -> list[dict[str, object]]:
+    """The decision topic's records as JSON, once it holds `count`, and whatever follows within `settle_s` (a
+    decision too many must show)."""
+    reader = TopicReader(settings, settings.decision_topic)
+    try:
+        assert reader.read_until(lambda r: len(r) >= count, 90), f"fewer than {count} decisions"
+        reader.read_more(settle_s)
+        return [json.loads(m.value() or b"{}") for m in reader.records]
+    finally:
+        reader.close()
+
+
+def dead_letter_count(settings: Settings) -> int:
+    reader = TopicReader(settings, settings.dlq_topic)
+    try:
+        reader.read_more(1.0)
+        return len(reader.records)
+    finally:
+        reader.close()

@@ -19,9 +19,8 @@ from streamer.local.processes import free_port
 from streamer.local.produce import publish
 from streamer.local.stack import WorkerProcess
 from streamer.local.synthetic import ApplicationFactory
-from streamer.local.tally import TopicReader
 from tests.conftest import REPO, TANSU_ONLY, Isolated
-from tests.integration.helpers import eventually, readiness, scrape
+from tests.integration.helpers import dead_letter_count, decisions_read, eventually, readiness, scrape
 from tests.integration.mlflow_server import MlflowServer
 from training import mlflow_store
 from training.testing import build_artifact
@@ -50,25 +49,6 @@ def _start_workers(isolated: Isolated, count: int, **env: str) -> list[WorkerPro
     for worker in workers:
         worker.wait_ready()
     return workers
-
-
-def _decisions(isolated: Isolated, count: int) -> list[dict[str, object]]:
-    reader = TopicReader(isolated.settings, isolated.settings.decision_topic)
-    try:
-        assert reader.read_until(lambda r: len(r) >= count, 90), f"fewer than {count} decisions"
-        reader.read_more(1.0)
-        return [json.loads(m.value() or b"{}") for m in reader.records]
-    finally:
-        reader.close()
-
-
-def _dead_letters(isolated: Isolated) -> int:
-    reader = TopicReader(isolated.settings, isolated.settings.dlq_topic)
-    try:
-        reader.read_more(1.0)
-        return len(reader.records)
-    finally:
-        reader.close()
 
 
 def _mlflow_env(server_url: str, name: str) -> dict[str, str]:
@@ -113,10 +93,10 @@ def test_a_promotion_reaches_both_workers_within_10_s_and_no_application_fails_o
     assert sorted(swapped_after) == [0, 1], f"not every worker swapped: {swapped_after}"
     assert max(swapped_after.values()) < SWAP_DEADLINE_S, (swapped_after, f"promote took {promoted_at - started:.1f} s")
     (count,) = published
-    decisions = _decisions(isolated, count)
+    decisions = decisions_read(isolated.settings, count)
     per_application = Counter(str(d["application_id"]) for d in decisions)
     assert len(per_application) == count and set(per_application.values()) == {1}
-    assert _dead_letters(isolated) == 0
+    assert dead_letter_count(isolated.settings) == 0
     assert {d["model"]["sha256"] for d in decisions} == {SHIPPED_SHA256, v2_sha256}  # type: ignore[index]
     for worker in workers:
         metrics = scrape(worker.web_port)
@@ -139,7 +119,7 @@ def test_mlflow_stopping_never_stops_scoring_and_the_gauge_says_the_registry_is_
         eventually(lambda: scrape(worker.web_port).get("streamer_model_registry_up") == 0, 15,
                    "the registry is reported unreachable")
         publish(isolated.settings, list(factory.mixed(300, 0)))
-        decisions = _decisions(isolated, 300)
+        decisions = decisions_read(isolated.settings, 300)
         assert {d["model"]["sha256"] for d in decisions} == {SHIPPED_SHA256}  # type: ignore[index]
         assert readiness(worker.web_port) == 200
     finally:
@@ -154,4 +134,4 @@ def test_a_worker_starting_while_mlflow_is_down_serves_the_default_model(isolate
     assert _serving_sha256(worker) == {SHIPPED_SHA256}
     assert scrape(worker.web_port)["streamer_model_registry_up"] == 0
     publish(isolated.settings, list(ApplicationFactory(seed=45).mixed(100, 0)))
-    assert len(_decisions(isolated, 100)) == 100
+    assert len(decisions_read(isolated.settings, 100)) == 100

@@ -16,11 +16,10 @@ import pytest
 from schemas import LoanApplication
 from streamer.local.produce import publish
 from streamer.local.synthetic import ApplicationFactory
-from streamer.local.tally import TopicReader
 from streamer.model.onnx_scorer import OnnxScorer
 from streamer.model.registry import REGISTRY_FILE
 from tests.conftest import REPO, Isolated
-from tests.integration.helpers import eventually, scrape
+from tests.integration.helpers import dead_letter_count, decisions_read, eventually, scrape
 from training import store
 from training.testing import build_artifact, build_mismatched_artifact
 
@@ -30,25 +29,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return Path(shutil.copytree(REPO / "onnx_models", tmp_path / "models"))
-
-
-def _decisions(isolated: Isolated, count: int) -> list[dict[str, object]]:
-    reader = TopicReader(isolated.settings, isolated.settings.decision_topic)
-    try:
-        assert reader.read_until(lambda r: len(r) >= count, 90), f"fewer than {count} decisions"
-        reader.read_more(0.5)
-        return [json.loads(m.value() or b"{}") for m in reader.records]
-    finally:
-        reader.close()
-
-
-def _dead_letters(isolated: Isolated) -> int:
-    reader = TopicReader(isolated.settings, isolated.settings.dlq_topic)
-    try:
-        reader.read_more(1.0)
-        return len(reader.records)
-    finally:
-        reader.close()
 
 
 def _register_as_champion(model_dir: Path, key: str, file_bytes: bytes, sha256: str | None = None) -> None:
@@ -84,9 +64,9 @@ def test_a_promotion_swaps_the_model_while_applications_flow_and_none_fails(
     store.promote(model_dir, v2)
     flow.join()
 
-    decisions = _decisions(isolated, 3000)
+    decisions = decisions_read(isolated.settings, 3000, settle_s=0.5)
     assert len(decisions) == 3000
-    assert _dead_letters(isolated) == 0
+    assert dead_letter_count(isolated.settings) == 0
     by_version = {d["model"]["version"] for d in decisions}  # type: ignore[index]
     assert by_version == {"1", "2"}
     scorers = {"1": _scorer(model_dir, v1), "2": _scorer(model_dir, v2)}
@@ -124,7 +104,7 @@ def test_bad_candidates_are_refused_and_the_serving_model_keeps_scoring(isolated
         eventually(counted, 15, f"{label}: refusal counted")
         publish(isolated.settings, list(factory.mixed(100, 0)))
         published += 100
-        decisions = _decisions(isolated, published)
+        decisions = decisions_read(isolated.settings, published, settle_s=0.5)
         assert {d["model"]["sha256"] for d in decisions} == {serving_sha}, label  # type: ignore[index]
-    assert _dead_letters(isolated) == 0
+    assert dead_letter_count(isolated.settings) == 0
     assert worker.process is not None and worker.process.poll() is None
