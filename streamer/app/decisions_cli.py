@@ -13,20 +13,23 @@ import dataclasses
 import json
 import sys
 import uuid
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
-import numpy as np
 import orjson
 
-from schemas.application import SCHEMA_VERSION, LoanApplication
+from schemas.application import SCHEMA_VERSION
+from schemas.application_fast import Application
 from streamer.audit.decision_records import DecisionNotFound, StoredDecision, stored_decision
 from streamer.config import Settings
-from streamer.core.policy import DecisionPolicy, adverse_reasons
+from streamer.core.decisions import DecisionEncoder
+from streamer.core.policy import DecisionPolicy
 from streamer.core.records import PROTECTED, KeyRing, KeyRingError, Unreadable, joined
 from streamer.core.reproduction import compare, principal_reasons
+from streamer.core.validation import Rejection, parse_application
 from streamer.model.onnx_scorer import ModelLoadError, OnnxScorer
-from streamer.model.registry import RegistryError, by_sha256
+from streamer.model.registry import RegistryError, artifact_by_sha256
 
 CANNOT = 2
 
@@ -74,17 +77,18 @@ def reproduce(decision_id: str | None, application_id: str | None) -> None:
     if row.policy_version != policy.version:
         _cannot(f"policy version {row.policy_version} is not available (this build has {policy.version})")
     try:
-        entry = by_sha256(settings.model_dir, row.model_sha256)
+        entry = artifact_by_sha256(settings, row.model_sha256)
         scorer = OnnxScorer.load(entry.path, entry.name, entry.version, entry.sha256)
     except (RegistryError, ModelLoadError) as exc:
         _cannot(f"the artifact that made the decision cannot be loaded: {exc}")
-    scores = scorer.score([application])
-    # As the scorer does it (streamer/core/decisions.py): float64, clipped to [0, 1].
-    probability = float(np.clip(scores.probability_of_default.astype(np.float64), 0.0, 1.0)[0])
-    outcome = policy.outcome(probability)
-    reasons = adverse_reasons(outcome, scorer.feature_names, scores.contributions[0].tolist())
+    # The scorer's own path (streamer/core/decisions.py), not a second copy of it: what is compared is what the
+    # worker would publish for this application today.
+    [decision] = DecisionEncoder(scorer.ref, scorer.feature_names, policy).encode(
+        [application], [0.0], scorer.score([application]), datetime.now(UTC))
+    reproduced = orjson.loads(decision.value)
     checks = compare((row.probability_of_default, row.outcome, [r["code"] for r in row.reason_codes]),
-                     (probability, outcome.value, [r.code for r in reasons]))
+                     (reproduced["probability_of_default"], reproduced["outcome"],
+                      [r["code"] for r in reproduced["reason_codes"]]))
     print(f"decision {row.decision_id} (application {row.application_id}), decided {row.decided_at.isoformat()}")
     print(f"  by {entry.name} v{entry.version} ({entry.artifact_id}, sha256 {entry.sha256}), "
           f"policy {row.policy_version}")
@@ -122,8 +126,9 @@ def _row(settings: Settings, decision_id: str | None, application_id: str | None
         _cannot(str(exc))
 
 
-def _application(settings: Settings, row: StoredDecision) -> LoanApplication:
-    """The application as the model saw it: the stored part and the protected attributes, opened."""
+def _application(settings: Settings, row: StoredDecision) -> Application:
+    """The application as the model saw it: the stored part and the protected attributes, opened, read by the
+    scorer's own validation."""
     if row.application is None or row.protected_attributes is None:
         _cannot("this decision was audited without its record (no record key when it was made or audited)")
     if row.application_schema_version != SCHEMA_VERSION:
@@ -133,7 +138,10 @@ def _application(settings: Settings, row: StoredDecision) -> LoanApplication:
         protected = _open(keys, row)
     except Unreadable as exc:
         _cannot(f"the protected attributes cannot be opened: {exc}")
-    return LoanApplication.model_validate_json(orjson.dumps(joined(row.application, protected)))
+    parsed = parse_application(orjson.dumps(joined(row.application, protected)), settings.max_event_bytes)
+    if isinstance(parsed, Rejection):
+        _cannot(f"the stored application is not valid today: {parsed.reason}")
+    return parsed
 
 
 def _keys(settings: Settings, required: bool) -> KeyRing | None:
