@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from streamer.config import Settings
@@ -60,23 +61,41 @@ class MlflowRegistry:
             raise _classified(exc, f"{self._model_name}@{CHAMPION_ALIAS}") from exc
         except OSError as exc:
             raise RegistryUnreachable(f"MLflow did not answer: {exc!r}") from exc
+        key = (str(version.version), dict(version.tags or {}).get(TAG_SHA256, ""))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]  # the alias has not moved: no download
+        entry = self._entry(version)
+        self._last = (key, entry)
+        return entry
+
+    def by_sha256(self, sha256: str) -> ModelEntry:
+        """The version of the registered model tagged with this sha256, champion or not, downloaded (for
+        `streamer decisions reproduce`: a decision made by a model since replaced)."""
+        try:
+            versions = self._client.search_model_versions(f"name = '{self._model_name}'")
+        except MlflowException as exc:
+            raise _classified(exc, f"the versions of {self._model_name}") from exc
+        except OSError as exc:
+            raise RegistryUnreachable(f"MLflow did not answer: {exc!r}") from exc
+        for version in versions:
+            if dict(version.tags or {}).get(TAG_SHA256) == sha256:
+                return self._entry(version)
+        raise RegistryError(f"no version of {self._model_name} in MLflow has sha256 {sha256}")
+
+    def _entry(self, version: ModelVersion) -> ModelEntry:
+        """A version's entry, its artifact downloaded (or found in the cache)."""
         tags = dict(version.tags or {})
         missing = [t for t in (TAG_SHA256, TAG_NAME, TAG_VERSION, TAG_PATH) if not tags.get(t)]
         if missing or not version.run_id:
             raise RegistryError(f"{self._model_name} version {version.version} lacks tags {missing} or a run")
-        key = (str(version.version), tags[TAG_SHA256])
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]  # the alias has not moved: no download
         path = self._download(str(version.run_id), tags[TAG_PATH], tags[TAG_SHA256])
-        entry = ModelEntry(
+        return ModelEntry(
             artifact_id=tags.get(TAG_ID) or f"{tags[TAG_NAME]}-{tags[TAG_VERSION]}",
             name=tags[TAG_NAME],
             version=tags[TAG_VERSION],
             path=path,
             sha256=tags[TAG_SHA256],
         )
-        self._last = (key, entry)
-        return entry
 
     def _download(self, run_id: str, artifact_path: str, sha256: str) -> Path:
         """The artifact at `<cache>/<sha256>.onnx`. Its bytes are checked by the loader, not here: a file

@@ -66,6 +66,23 @@ def open_registry(settings: Settings) -> ModelRegistry:
     return FileRegistry(settings.model_dir)
 
 
+def artifact_by_sha256(settings: Settings, sha256: str) -> ModelEntry:
+    """Any registered artifact with this sha256, champion or not, for re-scoring a decision it made: from the
+    MLflow registry when STREAMER_MODEL_REGISTRY=mlflow (the model directory's registry.json if MLflow has it
+    not: the image's default model), else from registry.json."""
+    if settings.model_registry == "mlflow":
+        from streamer.model.mlflow_registry import MlflowRegistry  # noqa: PLC0415  (a slow, optional import)
+
+        try:
+            return MlflowRegistry.from_settings(settings).by_sha256(sha256)
+        except RegistryError as in_mlflow:
+            try:
+                return by_sha256(settings.model_dir, sha256)
+            except RegistryError as in_file:
+                raise RegistryError(f"{in_mlflow}; {in_file}") from in_file
+    return by_sha256(settings.model_dir, sha256)
+
+
 def champion(model_dir: Path) -> ModelEntry:
     """The registry's champion entry, with its artifact path resolved inside `model_dir`."""
     path = model_dir / REGISTRY_FILE

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from streamer.config import Settings
 from streamer.local.processes import free_port
 from streamer.model.mlflow_registry import MlflowRegistry
-from streamer.model.registry import RegistryError, RegistryUnreachable
+from streamer.model.registry import RegistryError, RegistryUnreachable, artifact_by_sha256
 from streamer.model.reload import load_entry
 from tests.conftest import REPO, TANSU_ONLY
 from tests.integration.mlflow_server import MlflowServer
@@ -130,6 +131,33 @@ class TestTheWorkersMlflowBackend:
         mlflow_store.log_and_register(client, model_dir, key, {}, model_name)
         mlflow_store.promote(client, model_name, key, mlflow_store.Actor("test", "follow"), "2026-12-03T00:00:00Z")
         assert registry.champion().version == "2"
+
+    def test_any_version_is_found_by_its_sha256_after_the_alias_moved_on_and_the_image_default_without_mlflow(
+        self, mlflow_server: MlflowServer, model_name: str, model_dir: Path, tmp_path: Path
+    ) -> None:
+        """What `streamer decisions reproduce` asks: the artifact that made a decision, by its sha256."""
+        from training import mlflow_store  # noqa: PLC0415  (the test's own process talks to MLflow as training does)
+
+        client = mlflow_store.client(mlflow_server.url)
+        for version in ("2", "3"):  # 2 is champion, then replaced by 3
+            key = build_artifact(model_dir, version=version)
+            mlflow_store.log_and_register(client, model_dir, key, {}, model_name)
+            mlflow_store.promote(client, model_name, key, mlflow_store.Actor("test", "replace"), "2026-12-03T00:00:00Z")
+            if version == "2":
+                replaced = hashlib.sha256((model_dir / f"{key}.onnx").read_bytes()).hexdigest()
+        registry = MlflowRegistry(mlflow_server.url, model_name, tmp_path / "cache", timeout_s=5)
+        assert registry.champion().version == "3"
+
+        entry = registry.by_sha256(replaced)
+        assert (entry.version, entry.path) == ("2", tmp_path / "cache" / f"{replaced}.onnx")
+        assert load_entry(entry).ref.sha256 == replaced
+        with pytest.raises(RegistryError):
+            registry.by_sha256("0" * 64)
+        settings = Settings(model_registry="mlflow", mlflow_tracking_uri=mlflow_server.url,
+                            mlflow_model_name=model_name, model_dir=REPO / "onnx_models", data_dir=tmp_path / "data")
+        assert artifact_by_sha256(settings, replaced).version == "2"
+        # Never imported into this registered model: the image's default, from the model directory.
+        assert artifact_by_sha256(settings, SHIPPED_SHA256).path == REPO / "onnx_models" / "german-credit-logreg-1.onnx"
 
     def test_a_model_without_a_champion_alias_is_a_registry_error_not_an_outage(
         self, mlflow_server: MlflowServer, tmp_path: Path
