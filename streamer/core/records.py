@@ -43,11 +43,11 @@ PROTECTED_APPLICANT = ("personal_status", "age_years", "foreign_worker")  # appl
 _VERSION = 1
 _SALT, _NONCE, _TAG = 16, 12, 16
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_MAX_USES = 1 << 20
+_MAX_USES = 1 << 20  # per derived key; far below the 2^32 limit of random nonces
 _POOLED = 1024  # nonces drawn at once by Sealer.seal
 _FRAME = struct.Struct(">BHII")  # record format, application schema version, lengths of the first two texts
 _JSON = msgspec.json.Encoder()
-_asdict = msgspec.structs.asdict  # per derived key; far below the 2^32 limit of random nonces
+_asdict = msgspec.structs.asdict
 
 
 class Unreadable(ValueError):
