@@ -160,10 +160,11 @@ def wait_committed(settings: Settings, group: str, ends: dict[tuple[str, int], i
 
 @dataclass
 class Ledger:
-    """Every decision and dead letter read from the output topics."""
+    """Every decision and dead letter read from the output topics, and every record of the input topic."""
 
     decisions: list[Message]
     dead_letters: list[Message]
+    inputs: list[Message] = field(default_factory=list)
 
     def decision_ids_by_application(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)
@@ -181,17 +182,17 @@ class Ledger:
 
 
 def read_outputs(settings: Settings, quiet_s: float = 1.5) -> Ledger:
-    """Read both output topics until nothing new has arrived for `quiet_s`."""
-    decisions, dead = TopicReader(settings, settings.decision_topic), TopicReader(settings, settings.dlq_topic)
+    """Read both output topics, and the input topic, until nothing new has arrived for `quiet_s`."""
+    readers = [TopicReader(settings, t) for t in (settings.decision_topic, settings.dlq_topic, settings.input_topic)]
     try:
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < quiet_s:
-            if decisions.read_more() + dead.read_more():
+            if sum(r.read_more() for r in readers):
                 quiet_since = time.monotonic()
-        return Ledger(decisions.records, dead.records)
+        return Ledger(*(r.records for r in readers))
     finally:
-        decisions.close()
-        dead.close()
+        for r in readers:
+            r.close()
 
 
 def wait_transactions_closed(settings: Settings, timeout_s: float = 90.0) -> None:
@@ -241,6 +242,7 @@ class Account:
     duplicate_dead_letters: int
     audit_rows: int
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    input_copies: int = 0  # records the publisher's producer wrote twice (see input_positions)
 
     def as_dict(self) -> dict[str, object]:
         return {**self.__dict__, "dead_letter_reasons": dict(self.dead_letter_reasons)}
@@ -250,6 +252,47 @@ def audit_rows(database_url: str) -> list[tuple[str, str]]:
     """(decision_id, application_id) of every audit row."""
     with psycopg.connect(database_url) as conn:
         return [(str(r[0]), str(r[1])) for r in conn.execute("SELECT decision_id, application_id FROM decision_audit")]
+
+
+@dataclass
+class InputPositions:
+    """Which payload each record of the input topic is, and how many of them are copies."""
+
+    by_position: dict[Position, int]  # input position -> index in payloads
+    copies: int
+
+
+def input_positions(ledger: Ledger, payloads: Sequence[Payload], reported: Sequence[Position | None]) -> InputPositions:
+    """The input topic as read back, each record matched to its payload.
+
+    The promise is about the records in the input log, and the publisher's delivery reports are not always
+    that log. After a frozen broker (CI, 2026-12-02) three invalid payloads were dead-lettered at the very
+    positions they hash and count to, while the reports had given them other positions that were dead-lettered
+    too: the log held a second copy of each. Which path wrote the copies is not known (7 runs here did not
+    reproduce it); librdkafka also reports a send it finds already written (DUPLICATE_SEQUENCE_NUMBER) with no
+    offset at all (rdkafka_request.c). Every copy is a record the worker must handle, so each is matched to its
+    payload by content. A reported position must hold its payload, and nothing unpublished may be in the log.
+    """
+    by_content: dict[tuple[bytes | None, bytes | None], int] = {}
+    for i, p in enumerate(payloads):
+        by_content.setdefault((p.key, p.value), i)
+    by_position = {pos: i for i, pos in enumerate(reported) if pos is not None and pos[1] >= 0}
+    log = {(m.partition() or 0, m.offset() or 0): m for m in ledger.inputs}
+    if not log:  # a broker that lost its log (Tansu restarted); the reports are all there is
+        return InputPositions(by_position, 0)
+    misreported = [(i, pos) for pos, i in by_position.items()
+                   if pos not in log or (log[pos].key(), log[pos].value()) != (payloads[i].key, payloads[i].value)]
+    assert not misreported, f"delivery reports naming positions that do not hold the payload: {misreported[:3]}"
+    unexplained: list[Position] = []
+    for pos, m in log.items():
+        if pos not in by_position:
+            match = by_content.get((m.key(), m.value()))
+            if match is None:
+                unexplained.append(pos)
+            else:
+                by_position[pos] = match
+    assert not unexplained, f"input records that no payload explains: {unexplained[:5]}"
+    return InputPositions(by_position, copies=len(by_position) - len(set(by_position.values())))
 
 
 def check_promise(
@@ -268,10 +311,8 @@ def check_promise(
     assert all(p is not None for p in positions), "some payloads were never acknowledged by the broker"
     assert all(p.application_id is not None for p in payloads if p.expected_reason is None)
     valid = {p.application_id: p for p in payloads if p.expected_reason is None and p.application_id is not None}
-    invalid = {
-        pos: p for p, pos in zip(payloads, positions, strict=True) if p.expected_reason is not None and pos is not None
-    }
-
+    inputs = input_positions(ledger, payloads, positions)
+    invalid = {pos: payloads[i] for pos, i in inputs.by_position.items() if payloads[i].expected_reason is not None}
     by_app = ledger.decision_ids_by_application()
     missing = set(valid) - set(by_app)
     assert not missing, f"{len(missing)} valid applications got no decision, e.g. {sorted(missing)[:5]}"
@@ -309,13 +350,15 @@ def check_promise(
     decision_events = sum(len(ids) for ids in by_app.values())
     dead_letters = sum(len(c) for c in by_source.values())
     if exactly_once():  # what read_committed consumers see: a decision per valid record, a dead letter per invalid
-        valid_records = sum(p.expected_reason is None for p in payloads)  # an application published twice: two
+        # an application published twice, or written twice by the publisher's producer: two
+        valid_records = sum(payloads[i].expected_reason is None for i in inputs.by_position.values())
         assert decision_events == valid_records, f"{decision_events - valid_records} duplicate decision events"
         assert dead_letters == len(by_source), f"{dead_letters - len(by_source)} duplicate dead letters"
     return Account(
         valid=len(valid), invalid=len(invalid), decision_events=decision_events,
         duplicate_decision_events=decision_events - len(by_app), dead_letters=dead_letters,
         duplicate_dead_letters=dead_letters - len(by_source), audit_rows=len(rows), dead_letter_reasons=reasons,
+        input_copies=inputs.copies,
     )
 
 
