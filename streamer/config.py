@@ -20,6 +20,7 @@ from streamer.logging import url_secrets
 BrokerProfile = Literal["kafka", "tansu"]
 Rebalancing = Literal["eager", "cooperative", "consumer"]
 ProcessingGuarantee = Literal["exactly_once", "at_least_once"]
+Stages = Literal["all", "scoring", "audit"]
 ModelRegistryKind = Literal["file", "mlflow"]
 
 # Defaults that depend on the broker. Tansu holds every fetch until max-wait expires, even with data there,
@@ -133,6 +134,14 @@ class Settings(BaseSettings):
         "stable across restarts of a worker (its "
         "predecessor's open transaction is then aborted at once) and unique among live workers as long as host "
         "names are; random with web port 0. Two live workers must never share one (they would fence each other).",
+    )
+
+    stages: Stages = Field(
+        "all",
+        description="The batch loops this worker runs: `all` (scoring and audit in one process), `scoring` or "
+        "`audit`. One process runs its Python on one core at a time (the GIL); with decision records, the audit "
+        "in a process of its own took one 2-core machine from 5,400-6,200 to 9,000-9,500 applications/s "
+        "(bench/results/stages-split-2026-12-02.md). Either kind scales out on its own: each is a consumer group.",
     )
 
     batch_max_events: int = Field(1000, ge=1, description="Largest micro-batch scored in one ONNX call.")

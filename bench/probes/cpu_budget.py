@@ -8,6 +8,7 @@ possible, and measures from then until the audit table holds a row for every val
   but waiting for one (/proc/<pid>/task/<tid>/schedstat). Much waiting means the cores are the limit.
 
     python -m bench.probes.cpu_budget 300000
+    python -m bench.probes.cpu_budget 300000 --split   # two workers: STREAMER_STAGES=scoring, and =audit
 """
 
 from __future__ import annotations
@@ -76,14 +77,20 @@ def _machine() -> tuple[float, float, float]:
     return user + nice + system + irq + softirq, idle + iowait, steal
 
 
-def main(count: int) -> None:
+def main(count: int, split: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp)) as stack:
-        worker = stack.start_worker()
+        if split:  # the threads listed are then the scoring worker's
+            workers = [stack.start_worker(STREAMER_STAGES="scoring"),
+                       stack.start_worker("audit-worker.log", STREAMER_STAGES="audit")]
+        else:
+            workers = [stack.start_worker()]
         settings = stack.settings()
         payloads = list(ApplicationFactory(int(time.time())).mixed(count, 100))
         valid = sum(p.expected_reason is None for p in payloads)
-        wpid = worker.process.pid  # type: ignore[union-attr]
-        groups: dict[str, Callable[[], list[int]]] = {"worker": lambda: [wpid], **server_pids(stack)}
+        pids = [w.process.pid for w in workers if w.process is not None]
+        wpid = pids[0]
+        groups: dict[str, Callable[[], list[int]]] = {"worker" if not split else "workers": lambda: pids,
+                                                      **server_pids(stack)}
         before = {name: _cpu_s(pids()) for name, pids in groups.items()}
         machine_before, probe_before = _machine(), time.process_time()
         threads_before, started = _schedstat(wpid), time.monotonic()
@@ -115,4 +122,5 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300_000)
+    args = [a for a in sys.argv[1:] if a != "--split"]
+    main(int(args[0]) if args else 300_000, "--split" in sys.argv[1:])

@@ -28,7 +28,7 @@ from streamer.model.registry import FileRegistry, ModelRegistry, RegistryUnreach
 from streamer.model.reload import ModelSlot, ModelWatcher, load_entry, publish_model_info
 from streamer.runtime.batch_loop import BatchLoop
 from streamer.runtime.clients import consumer_config, producer_config, transactional_producer_config
-from streamer.runtime.lag import CommittedLag
+from streamer.runtime.lag import CommittedLag, KnownEnds
 from streamer.runtime.publisher import Publisher
 from streamer.runtime.topics import ensure_topics, missing_topics
 from streamer.runtime.transactions import TransactionalLoop
@@ -96,25 +96,35 @@ class PipelineService(mode.Service):
         # 5 ms switch interval a loop waking from I/O waits up to 5 ms per hand-over, several times a batch
         # (README, "Kafka settings that matter", has the measurements).
         sys.setswitchinterval(s.gil_switch_interval_s)
-        tracer = self._batch_tracer()  # first: a worker that cannot trace as asked stops before it consumes
+        scoring, auditing = s.stages in ("all", "scoring"), s.stages in ("all", "audit")
+        tracer = self._batch_tracer() if scoring else None  # first: a worker that cannot trace stops at once
         await asyncio.to_thread(self._check_topics)
-        registry = await asyncio.to_thread(open_registry, s)
-        self.model = await asyncio.to_thread(load_champion, s, registry)
-        self.watcher = ModelWatcher(registry, self.model)
-        self._model_poll_s = s.mlflow_poll_interval_s if registry.name == "mlflow" else FILE_POLL_INTERVAL_S
         self._record_keys = s.record_key_ring()  # a bad key setting stops the worker here, quoting no key
         if self._record_keys is None:
             log.warning("decision_records_disabled",
                         detail="STREAMER_RECORD_KEYS is unset: decisions carry no record, and their audit rows none")
-        self.loops = [self._scoring_loop(self.model, tracer), self._audit_loop()]
+        if scoring:
+            registry = await asyncio.to_thread(open_registry, s)
+            self.model = await asyncio.to_thread(load_champion, s, registry)
+            self.watcher = ModelWatcher(registry, self.model)
+            self._model_poll_s = s.mlflow_poll_interval_s if registry.name == "mlflow" else FILE_POLL_INTERVAL_S
+            self.loops.append(self._scoring_loop(self.model, tracer))
+        if auditing:
+            self.loops.append(self._audit_loop())
         for loop in self.loops:
             loop.start()
-        # Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too.
-        scorer = self.loops[0]
-        publisher = self._decisions_publisher
-        known_ends = (dict if s.broker_profile != "tansu" else publisher.delivered_ends if publisher
-                      else scorer.delivered_ends if isinstance(scorer, TransactionalLoop) else dict)
-        self._audit_lag = CommittedLag(s, s.decision_topic, s.audit_group(), known_ends)
+        if auditing:
+            self._audit_lag = CommittedLag(s, s.decision_topic, s.audit_group(), self._known_decision_ends())
+
+    def _known_decision_ends(self) -> KnownEnds:
+        """Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too:
+        the audit lag is then known only where the scorer runs in the same process."""
+        publisher, scorer = self._decisions_publisher, self.loops[0]
+        if self.settings.broker_profile != "tansu" or self.settings.stages != "all":
+            return dict
+        if publisher is not None:
+            return publisher.delivered_ends
+        return scorer.delivered_ends if isinstance(scorer, TransactionalLoop) else dict
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(loop.stop) for loop in self.loops))
@@ -126,9 +136,10 @@ class PipelineService(mode.Service):
             await asyncio.to_thread(self._tracer_shutdown)  # exports the spans still queued
 
     def readiness(self) -> Readiness:
-        """Model loaded, both loops alive and assigned (streamer/app/readiness.py); Postgres only reported."""
+        """Model loaded (unless audit only), its loops alive and assigned (streamer/app/readiness.py); Postgres
+        only reported."""
         return Readiness(
-            model_loaded=self.model is not None,
+            model_loaded=self.model is not None or self.settings.stages == "audit",
             loops=[LoopView(loop.name, loop.is_alive(), loop.membership) for loop in self.loops],
             database_up=self.database_ok,
             now=time.monotonic(),
