@@ -243,6 +243,7 @@ class Account:
     audit_rows: int
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     input_copies: int = 0  # records the publisher's producer wrote twice (see input_positions)
+    misreported_positions: int = 0  # its delivery reports that named a position not holding their payload
 
     def as_dict(self) -> dict[str, object]:
         return {**self.__dict__, "dead_letter_reasons": dict(self.dead_letter_reasons)}
@@ -256,10 +257,12 @@ def audit_rows(database_url: str) -> list[tuple[str, str]]:
 
 @dataclass
 class InputPositions:
-    """Which payload each record of the input topic is, and how many of them are copies."""
+    """Which payload each record of the input topic is; how many records are copies, and how many delivery
+    reports named a position that does not hold their payload."""
 
     by_position: dict[Position, int]  # input position -> index in payloads
-    copies: int
+    copies: int = 0
+    misreported: int = 0
 
 
 def input_positions(ledger: Ledger, payloads: Sequence[Payload], reported: Sequence[Position | None]) -> InputPositions:
@@ -270,29 +273,34 @@ def input_positions(ledger: Ledger, payloads: Sequence[Payload], reported: Seque
     positions they hash and count to, while the reports had given them other positions that were dead-lettered
     too: the log held a second copy of each. Which path wrote the copies is not known (7 runs here did not
     reproduce it); librdkafka also reports a send it finds already written (DUPLICATE_SEQUENCE_NUMBER) with no
-    offset at all (rdkafka_request.c). Every copy is a record the worker must handle, so each is matched to its
-    payload by content. A reported position must hold its payload, and nothing unpublished may be in the log.
+    offset at all (rdkafka_request.c). So each record is matched to its payload by content (the report breaks
+    ties between payloads published twice alike); copies and wrong reports are counted, as the publisher's
+    doing. Every acknowledged payload must be in the log, and nothing unpublished may be.
     """
+    reported_at = {pos: i for i, pos in enumerate(reported) if pos is not None and pos[1] >= 0}
+    log = {(m.partition() or 0, m.offset() or 0): m for m in ledger.inputs}
+    if not log:  # a broker that lost its log (Tansu restarted); the reports are all there is
+        return InputPositions(reported_at)
     by_content: dict[tuple[bytes | None, bytes | None], int] = {}
     for i, p in enumerate(payloads):
         by_content.setdefault((p.key, p.value), i)
-    by_position = {pos: i for i, pos in enumerate(reported) if pos is not None and pos[1] >= 0}
-    log = {(m.partition() or 0, m.offset() or 0): m for m in ledger.inputs}
-    if not log:  # a broker that lost its log (Tansu restarted); the reports are all there is
-        return InputPositions(by_position, 0)
-    misreported = [(i, pos) for pos, i in by_position.items()
-                   if pos not in log or (log[pos].key(), log[pos].value()) != (payloads[i].key, payloads[i].value)]
-    assert not misreported, f"delivery reports naming positions that do not hold the payload: {misreported[:3]}"
+    by_position: dict[Position, int] = {}
     unexplained: list[Position] = []
     for pos, m in log.items():
-        if pos not in by_position:
-            match = by_content.get((m.key(), m.value()))
-            if match is None:
-                unexplained.append(pos)
-            else:
-                by_position[pos] = match
+        content = (m.key(), m.value())
+        match = reported_at.get(pos)
+        if match is None or (payloads[match].key, payloads[match].value) != content:
+            match = by_content.get(content)
+        if match is None:
+            unexplained.append(pos)
+        else:
+            by_position[pos] = match
     assert not unexplained, f"input records that no payload explains: {unexplained[:5]}"
-    return InputPositions(by_position, copies=len(by_position) - len(set(by_position.values())))
+    acknowledged = {i for i, pos in enumerate(reported) if pos is not None}
+    absent = sorted(acknowledged - set(by_position.values()))
+    assert not absent, f"{len(absent)} acknowledged payloads are not in the input log, e.g. {absent[:5]}"
+    return InputPositions(by_position, copies=len(by_position) - len(set(by_position.values())),
+                          misreported=sum(by_position.get(pos) != i for pos, i in reported_at.items()))
 
 
 def check_promise(
@@ -358,7 +366,7 @@ def check_promise(
         valid=len(valid), invalid=len(invalid), decision_events=decision_events,
         duplicate_decision_events=decision_events - len(by_app), dead_letters=dead_letters,
         duplicate_dead_letters=dead_letters - len(by_source), audit_rows=len(rows), dead_letter_reasons=reasons,
-        input_copies=inputs.copies,
+        input_copies=inputs.copies, misreported_positions=inputs.misreported,
     )
 
 

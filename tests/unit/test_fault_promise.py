@@ -23,7 +23,7 @@ def test_a_payload_written_twice_is_two_records_to_handle_and_is_counted_as_a_co
     ledger = _log(((1, 0), VALID), ((1, 1), INVALID), ((1, 2), OTHER), ((1, 3), INVALID))
     found = input_positions(ledger, [VALID, INVALID, OTHER], [(1, 0), (1, 3), (1, 2)])
     assert found.by_position == {(1, 0): 0, (1, 1): 1, (1, 2): 2, (1, 3): 1}
-    assert found.copies == 1
+    assert (found.copies, found.misreported) == (1, 0)
 
 
 def test_a_report_without_an_offset_is_placed_by_what_the_log_holds() -> None:
@@ -34,10 +34,24 @@ def test_a_report_without_an_offset_is_placed_by_what_the_log_holds() -> None:
     assert found.copies == 0
 
 
-def test_a_report_naming_a_position_that_holds_another_payload_fails_the_accounting() -> None:
+def test_a_report_naming_a_position_that_holds_another_payload_is_counted_and_the_log_decides() -> None:
     ledger = _log(((0, 0), OTHER), ((0, 1), VALID))
-    with pytest.raises(AssertionError, match="delivery reports naming positions"):
-        input_positions(ledger, [VALID, OTHER], [(0, 0), (0, 1)])
+    found = input_positions(ledger, [VALID, OTHER], [(0, 0), (0, 1)])
+    assert found.by_position == {(0, 0): 1, (0, 1): 0}
+    assert found.misreported == 2
+
+
+def test_payloads_published_twice_alike_keep_the_positions_their_reports_give() -> None:
+    ledger = _log(((0, 0), VALID), ((0, 1), VALID))
+    found = input_positions(ledger, [VALID, VALID], [(0, 0), (0, 1)])
+    assert found.by_position == {(0, 0): 0, (0, 1): 1}
+    assert (found.copies, found.misreported) == (0, 0)
+
+
+def test_an_acknowledged_payload_missing_from_the_log_fails_the_accounting() -> None:
+    ledger = _log(((0, 0), VALID))
+    with pytest.raises(AssertionError, match="not in the input log"):
+        input_positions(ledger, [VALID, INVALID], [(0, 0), (0, 1)])
 
 
 def test_a_record_nobody_published_fails_the_accounting() -> None:
