@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 APPLICATIONS_CONSUMED = Counter("streamer_applications_consumed_total", "Application records consumed.")
 DECISIONS = Counter("streamer_decisions_total", "Decisions published, by outcome.", ["outcome"])
@@ -96,3 +96,10 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
         if count:
             bucket.inc(count)
     histogram._sum.inc(float(np.sum(values)))
+
+
+def unregister_scoring_gauges() -> None:
+    """For a worker that does not score (STREAMER_STAGES=audit): its model gauges would read 0, and
+    `min(streamer_model_registry_up) == 0` would alert on a registry it never asks."""
+    for gauge in (MODEL_INFO, MODEL_REGISTRY_UP, LAST_PROCESSED):
+        REGISTRY.unregister(gauge)

@@ -109,6 +109,8 @@ class PipelineService(mode.Service):
             self.watcher = ModelWatcher(registry, self.model)
             self._model_poll_s = s.mlflow_poll_interval_s if registry.name == "mlflow" else FILE_POLL_INTERVAL_S
             self.loops.append(self._scoring_loop(self.model, tracer))
+        else:
+            metrics.unregister_scoring_gauges()
         if auditing:
             self.loops.append(self._audit_loop())
         for loop in self.loops:

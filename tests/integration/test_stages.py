@@ -5,6 +5,7 @@ record; an audit-only worker needs no model, and a scoring-only one writes no au
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ def test_a_scoring_worker_and_an_audit_worker_together_decide_and_audit_each_app
     s = isolated.settings
     payloads = list(ApplicationFactory(seed=44).mixed(400, 50))
     valid = {p.key.decode() for p in payloads if p.expected_reason is None}
-    isolated.start_worker(STREAMER_STAGES="scoring")
+    scorer = isolated.start_worker(STREAMER_STAGES="scoring")
     publish(s, payloads)
 
     decisions, dead_letters = _wait_for(isolated, len(valid), len(payloads) - len(valid))
@@ -35,9 +36,23 @@ def test_a_scoring_worker_and_an_audit_worker_together_decide_and_audit_each_app
 
     no_model = isolated.run_dir / "no-model"
     no_model.mkdir()
-    isolated.start_worker(STREAMER_STAGES="audit", STREAMER_MODEL_DIR=str(no_model))
+    auditor = isolated.start_worker(STREAMER_STAGES="audit", STREAMER_MODEL_DIR=str(no_model))
     wait_until_consumed(s, s.audit_group(), decisions)
     with psycopg.connect(s.database_url.get_secret_value()) as conn:
         rows = conn.execute("SELECT application_id, record_key_id IS NOT NULL FROM decision_audit").fetchall()
     assert sorted(app for app, _ in rows) == sorted(valid), "each decision audited exactly once"
     assert all(has_record for _, has_record in rows), "the audit worker opened the scorer's records"
+
+    # What each exports: the model's gauges only where a model serves (an audit-only worker's
+    # streamer_model_registry_up at 0 would fire StreamerModelRegistryUnreachable), the audit's lag where it runs.
+    scoring_metrics, audit_metrics = _metric_names(scorer.web_port), _metric_names(auditor.web_port)
+    assert {"streamer_model_registry_up", "streamer_last_processed_timestamp_seconds"} <= scoring_metrics
+    assert not {"streamer_model_registry_up", "streamer_model_info",
+                "streamer_last_processed_timestamp_seconds"} & audit_metrics
+    assert "streamer_audit_rows_written_total" in audit_metrics
+
+
+def _metric_names(port: int) -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
