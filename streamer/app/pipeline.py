@@ -121,11 +121,11 @@ class PipelineService(mode.Service):
     def _known_decision_ends(self) -> KnownEnds:
         """Tansu reports a wrong end offset (ListOffsets answers 1), so there our own delivery reports count too:
         the audit lag is then known only where the scorer runs in the same process."""
-        publisher, scorer = self._decisions_publisher, self.loops[0]
         if self.settings.broker_profile != "tansu" or self.settings.stages != "all":
             return dict
-        if publisher is not None:
-            return publisher.delivered_ends
+        if self._decisions_publisher is not None:
+            return self._decisions_publisher.delivered_ends
+        scorer = self.loops[0]
         return scorer.delivered_ends if isinstance(scorer, TransactionalLoop) else dict
 
     async def on_stop(self) -> None:
